@@ -1,0 +1,48 @@
+"""Shared benchmark helpers: time callables in the same process and report ratios against references.
+
+Every benchmark module under bench/ exposes ``rows() -> list[Row]``; ``python -m bench`` prints them as one table.
+A ratio is ours / reference: below 1.0 means we are faster. CI never fails on these numbers.
+"""
+
+from __future__ import annotations
+
+import gc
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    case: str  # what is measured, e.g. "GSM 7-bit USSD encode, 182 chars"
+    ours_us: float  # microseconds per operation (ours)
+    refs: dict[str, float]  # reference name -> microseconds per operation
+    target: str = ""  # the target in words, e.g. "ratio <= 1.0 vs libosmocore" or "<= 10 us"
+    met: bool | None = None  # whether the target is met (None when there is none)
+
+
+def time_per_op(fn: Callable[[], object], *, min_time: float = 0.2, repeat: int = 5) -> float:
+    """Best-of-``repeat`` microseconds per call of ``fn``, each run lasting at least ``min_time`` seconds."""
+    n = 1
+    while True:  # calibrate the loop count
+        t0 = time.perf_counter()
+        for _ in range(n):
+            fn()
+        dt = time.perf_counter() - t0
+        if dt >= min_time / 4:
+            break
+        n *= 4
+    n = max(1, int(n * (min_time / max(dt, 1e-9))))
+    best = float("inf")
+    gc_was = gc.isenabled()
+    gc.disable()
+    try:
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            for _ in range(n):
+                fn()
+            best = min(best, (time.perf_counter() - t0) / n)
+    finally:
+        if gc_was:
+            gc.enable()
+    return best * 1e6
