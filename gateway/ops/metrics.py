@@ -1,0 +1,131 @@
+"""Prometheus metrics of the SS7 stack (prometheus-client).
+
+One :class:`StackMetrics` per gateway process, on its own registry so tests and several stacks in one process do
+not collide. Names follow the Prometheus conventions (``_total`` counters, base units); label values are the
+spec's names (``m3ua_class``/``m3ua_type`` from RFC 4666 §3.1.2, TCAP P-Abort causes from Q.773 §3.1, Reject
+problems from Q.773 §3.2, MAP errors from TS 29.002 §17.6.6).
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+# RFC 4666 §3.1.2 message classes and types, for label values.
+M3UA_NAMES: dict[tuple[int, int], tuple[str, str]] = {
+    (0, 0): ("MGMT", "ERR"),
+    (0, 1): ("MGMT", "NTFY"),
+    (1, 1): ("Transfer", "DATA"),
+    (2, 1): ("SSNM", "DUNA"),
+    (2, 2): ("SSNM", "DAVA"),
+    (2, 3): ("SSNM", "DAUD"),
+    (2, 4): ("SSNM", "SCON"),
+    (2, 5): ("SSNM", "DUPU"),
+    (2, 6): ("SSNM", "DRST"),
+    (3, 1): ("ASPSM", "ASPUP"),
+    (3, 2): ("ASPSM", "ASPDN"),
+    (3, 3): ("ASPSM", "BEAT"),
+    (3, 4): ("ASPSM", "ASPUP_ACK"),
+    (3, 5): ("ASPSM", "ASPDN_ACK"),
+    (3, 6): ("ASPSM", "BEAT_ACK"),
+    (4, 1): ("ASPTM", "ASPAC"),
+    (4, 2): ("ASPTM", "ASPIA"),
+    (4, 3): ("ASPTM", "ASPAC_ACK"),
+    (4, 4): ("ASPTM", "ASPIA_ACK"),
+    (9, 1): ("RKM", "REG_REQ"),
+    (9, 2): ("RKM", "REG_RSP"),
+    (9, 3): ("RKM", "DEREG_REQ"),
+    (9, 4): ("RKM", "DEREG_RSP"),
+}
+
+ASP_STATES = ("down", "inactive", "active")
+
+
+class StackMetrics:
+    """Counters and gauges for M3UA, SCCP, TCAP and MAP, registered on ``registry``."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.m3ua_messages = Counter(
+            "ussd_m3ua_messages",
+            "M3UA messages by direction, class and type (RFC 4666 §3.1.2)",
+            ["association", "direction", "m3ua_class", "m3ua_type"],
+            registry=r,
+        )
+        self.m3ua_errors = Counter(
+            "ussd_m3ua_errors",
+            "M3UA ERR messages by direction and error code (RFC 4666 §3.8.1)",
+            ["association", "direction", "error_code"],
+            registry=r,
+        )
+        self.asp_state = Gauge(
+            "ussd_m3ua_asp_state",
+            "1 for the current ASP state of each association (RFC 4666 §4.3.1), 0 for the others",
+            ["association", "state"],
+            registry=r,
+        )
+        self.destination_available = Gauge(
+            "ussd_m3ua_destination_available",
+            "1 when the point code is available (DAVA), 0 after DUNA (RFC 4666 §3.4)",
+            ["point_code"],
+            registry=r,
+        )
+        self.sccp_messages = Counter(
+            "ussd_sccp_messages",
+            "SCCP messages by direction and type (Q.713 §4)",
+            ["direction", "sccp_type"],
+            registry=r,
+        )
+        self.sccp_return_causes = Counter(
+            "ussd_sccp_return_causes",
+            "UDTS/XUDTS return causes sent and received (Q.713 §3.12)",
+            ["direction", "cause"],
+            registry=r,
+        )
+        self.tcap_messages = Counter(
+            "ussd_tcap_messages",
+            "TCAP messages by direction and type (Q.773 §3.1)",
+            ["direction", "tcap_type"],
+            registry=r,
+        )
+        self.tcap_aborts = Counter(
+            "ussd_tcap_aborts",
+            "TC aborts by direction, kind (p-abort / u-abort) and cause (Q.773 §3.1)",
+            ["direction", "kind", "cause"],
+            registry=r,
+        )
+        self.tcap_rejects = Counter(
+            "ussd_tcap_rejects",
+            "Reject components by direction and problem (Q.773 §3.2)",
+            ["direction", "problem"],
+            registry=r,
+        )
+        self.map_errors = Counter(
+            "ussd_map_errors",
+            "MAP ReturnError components by direction and error (TS 29.002 §17.6.6)",
+            ["direction", "error"],
+            registry=r,
+        )
+        self.dialogues_active = Gauge(
+            "ussd_tcap_dialogues_active", "TCAP dialogues in the dialogue table", registry=r
+        )
+        self.dialogues = Counter(
+            "ussd_tcap_dialogues",
+            "TCAP dialogues ended, by initiator and outcome",
+            ["initiator", "outcome"],
+            registry=r,
+        )
+        self.dialogue_duration = Histogram(
+            "ussd_tcap_dialogue_duration_seconds",
+            "TCAP dialogue lifetime",
+            buckets=(0.1, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 180, 300, 600),
+            registry=r,
+        )
+
+    def count_m3ua(self, association: str, direction: str, msg_class: int, msg_type: int) -> None:
+        cls, typ = M3UA_NAMES.get((msg_class, msg_type), (str(msg_class), str(msg_type)))
+        self.m3ua_messages.labels(association, direction, cls, typ).inc()
+
+    def set_asp_state(self, association: str, state: str) -> None:
+        for name in ASP_STATES:
+            self.asp_state.labels(association, name).set(1 if name == state else 0)
