@@ -44,8 +44,13 @@ _CHAR_TO_SEPTET: dict[str, int] = {c: i for i, c in enumerate(DEFAULT_ALPHABET) 
 _CHAR_TO_EXT: dict[str, int] = {c: v for v, c in EXTENSION_TABLE.items()}
 
 # str.translate table: characters of the default table map to the character whose code is the septet, so that
-# `text.translate(_TO_SEPTETS).encode("latin-1")` gives the septets in C speed for texts without extension chars.
-_TO_SEPTETS: dict[int, str] = {ord(c): chr(v) for c, v in _CHAR_TO_SEPTET.items()}
+# `text.translate(_TO_SEPTETS).encode("ascii")` gives the septets in C speed for texts without extension chars.
+# ASCII characters outside the default table map to U+0100 so that the result is ASCII only when every character
+# was in the table.
+_TO_SEPTETS: dict[int, str] = {
+    **{code: "\u0100" for code in range(128)},
+    **{ord(c): chr(v) for c, v in _CHAR_TO_SEPTET.items()},
+}
 # bytes.translate table: septet -> UTF-8 is not a single byte, so decoding goes septets -> latin-1 str ->
 # str.translate back to the alphabet.
 _FROM_SEPTETS: dict[int, str] = dict(enumerate(DEFAULT_ALPHABET))
@@ -81,10 +86,8 @@ def text_to_septets(text: str) -> bytes:
         if _NOT_BASIC not in septets:
             return septets
     mapped = text.translate(_TO_SEPTETS)
-    try:
-        return mapped.encode("latin-1")
-    except UnicodeEncodeError:
-        pass
+    if mapped.isascii():
+        return mapped.encode("ascii")
     out = bytearray()
     for position, char in enumerate(text):
         septet = _CHAR_TO_SEPTET.get(char)
