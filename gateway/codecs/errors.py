@@ -117,6 +117,7 @@ class SccpError(CodecError):
 class M3uaError(CodecError):
     """Malformed M3UA message. ``error_code`` is the RFC 4666 §3.8.1 error code for an ERR answer."""
 
-    def __init__(self, message: str, *, error_code: int) -> None:
+    def __init__(self, message: str, *, error_code: int, diagnostic: bytes = b"") -> None:
         super().__init__(message)
         self.error_code = error_code
+        self.diagnostic = diagnostic  # the offending octets, for the ERR's Diagnostic Information
