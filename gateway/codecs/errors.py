@@ -93,8 +93,10 @@ class TcapError(CodecError):
         invoke_id: int | None = None,
         otid: bytes | None = None,
         dtid: bytes | None = None,
+        partial: object | None = None,
     ) -> None:
         super().__init__(message)
+        self.partial = partial  # the message decoded up to a faulty component (a tcap message value)
         self.p_abort_cause = p_abort_cause
         self.reject = reject
         self.invoke_id = invoke_id
