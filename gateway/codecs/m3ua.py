@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from gateway.codecs.errors import M3uaError
+from gateway.codecs.values import typed_value
 
 VERSION = 1
 HEADER = struct.Struct("!BBBBI")  # version, reserved, class, type, length (RFC 4666 §3.1)
@@ -194,6 +195,7 @@ class Parameter:
     value: bytes
 
 
+@typed_value
 class ProtocolData(NamedTuple):
     """RFC 4666 §3.3.1 Protocol Data: the MTP3 routing label and service information, and the user data.
 
@@ -473,6 +475,7 @@ _DATA_HDR_RC = struct.Struct("!BBBBIHHI")  # header + Routing Context TLV (one R
 _PD_HEAD = struct.Struct("!HHIIBBBB")  # Protocol Data tag/len + label
 
 
+@typed_value
 class Data(NamedTuple):
     """A decoded DATA message (the hot path)."""
 

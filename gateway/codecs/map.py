@@ -45,6 +45,7 @@ from gateway.codecs.map_ussd import (
     encode_ussd_arg,
     encode_ussd_res,
 )
+from gateway.codecs.values import typed_value
 
 # TS 29.002 §17.3.2 application context names: 0.4.0.0.1.0.<ac>.<version>
 AC_NETWORK_UNSTRUCTURED_SS_V2 = (0, 4, 0, 0, 1, 0, 19, 2)
@@ -84,6 +85,7 @@ OPERATION_NAMES: dict[int, str] = {
 }  # fmt: skip
 
 
+@typed_value
 class Unknown(NamedTuple):
     """An operation the gateway does not decode: its code and raw parameter."""
 

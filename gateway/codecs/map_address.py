@@ -6,6 +6,7 @@ import enum
 from typing import NamedTuple
 
 from gateway.codecs.errors import MapError
+from gateway.codecs.values import typed_value
 
 # TS 29.002 §17.7.8 TBCD-STRING: digits 0-9, '*' = 1010, '#' = 1011, a = 1100, b = 1101, c = 1110; filler 1111.
 
@@ -59,6 +60,7 @@ def decode_tbcd(octets: bytes) -> str:
     return text.translate(_FROM_HEX)
 
 
+@typed_value
 class AddressString(NamedTuple):
     """AddressString / ISDN-AddressString (TS 29.002 §17.7.8): the first octet is ext bit, nature and plan."""
 

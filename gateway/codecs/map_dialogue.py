@@ -11,6 +11,7 @@ from typing import NamedTuple
 from gateway.codecs.ber import decode_oid, encode_oid, read_tlv, tlv
 from gateway.codecs.errors import BerError, MapError
 from gateway.codecs.map_address import AddressString
+from gateway.codecs.values import typed_value
 
 MAP_DIALOGUE_AS = (0, 4, 0, 0, 1, 1, 1, 1)
 _MAP_DIALOGUE_AS_TLV = tlv(0x06, encode_oid(MAP_DIALOGUE_AS))
@@ -49,6 +50,7 @@ class ProviderAbortReason(enum.IntEnum):
     INVALID_PDU = 1
 
 
+@typed_value
 class MapOpen(NamedTuple):
     destination_reference: AddressString | None = None
     origination_reference: AddressString | None = None
@@ -64,16 +66,19 @@ class MapClose:
     """map-close."""
 
 
+@typed_value
 class MapRefuse(NamedTuple):
     reason: int = RefuseReason.NO_REASON_GIVEN
     alternative_application_context: tuple[int, ...] | None = None
 
 
+@typed_value
 class MapUserAbort(NamedTuple):
     choice: int = UserAbortChoice.USER_SPECIFIC_REASON
     reason: int | None = None  # for RESOURCE_UNAVAILABLE / APPLICATION_PROCEDURE_CANCELLATION
 
 
+@typed_value
 class MapProviderAbort(NamedTuple):
     reason: int = ProviderAbortReason.ABNORMAL_DIALOGUE
 

@@ -7,6 +7,7 @@ from typing import NamedTuple
 
 from gateway.codecs.ber import read_tlv, tlv
 from gateway.codecs.errors import BerError, MapError
+from gateway.codecs.values import typed_value
 
 
 class MapErrorCode(enum.IntEnum):
@@ -42,6 +43,7 @@ class MapErrorCode(enum.IntEnum):
     USSD_BUSY = 72
 
 
+@typed_value
 class MapErrorInfo(NamedTuple):
     code: int
     diagnostic: int | None = None  # the error's main diagnostic value where it has one

@@ -8,10 +8,12 @@ from typing import NamedTuple
 from gateway.codecs.ber import read_tlv, tlv
 from gateway.codecs.errors import BerError, MapError
 from gateway.codecs.map_address import AddressString, decode_imsi, encode_imsi
+from gateway.codecs.values import typed_value
 
 OP_SEND_ROUTING_INFO_FOR_SM = 45
 
 
+@typed_value
 class RoutingInfoForSmArg(NamedTuple):
     msisdn: AddressString
     sm_rp_pri: bool
@@ -21,6 +23,7 @@ class RoutingInfoForSmArg(NamedTuple):
     sm_rp_smea: bytes | None = None
 
 
+@typed_value
 class RoutingInfoForSmRes(NamedTuple):
     imsi: str
     network_node_number: AddressString  # the serving MSC/VLR (or SGSN) number

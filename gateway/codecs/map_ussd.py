@@ -14,12 +14,14 @@ from gateway.codecs import ussd_string
 from gateway.codecs.ber import read_tlv
 from gateway.codecs.errors import BerError, MapError
 from gateway.codecs.map_address import AddressString
+from gateway.codecs.values import typed_value
 
 OP_PROCESS_USSR = 59  # processUnstructuredSS-Request
 OP_USSR = 60  # unstructuredSS-Request
 OP_USSN = 61  # unstructuredSS-Notify
 
 
+@typed_value
 class UssdArg(NamedTuple):
     dcs: int
     string: bytes  # the USSD-String octets; gateway.codecs.ussd_string turns them into text
@@ -30,6 +32,7 @@ class UssdArg(NamedTuple):
         return ussd_string.decode(self.dcs, self.string)
 
 
+@typed_value
 class UssdRes(NamedTuple):
     dcs: int
     string: bytes

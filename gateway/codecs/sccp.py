@@ -12,6 +12,7 @@ from functools import lru_cache
 from typing import NamedTuple
 
 from gateway.codecs.errors import SccpError
+from gateway.codecs.values import typed_value
 
 UDT = 0x09
 UDTS = 0x0A
@@ -124,6 +125,7 @@ class SccpAddress:
         return _encode_address(self)
 
 
+@typed_value
 class Udt(NamedTuple):
     """UDT / XUDT (unitdata). For UDT, ``hop_counter``, ``segmentation`` and ``importance`` are None."""
 
@@ -141,6 +143,7 @@ class Udt(NamedTuple):
         return self.hop_counter is not None
 
 
+@typed_value
 class Udts(NamedTuple):
     """UDTS / XUDTS (unitdata service): the message returned with a cause."""
 
@@ -157,6 +160,7 @@ class Udts(NamedTuple):
         return self.hop_counter is not None
 
 
+@typed_value
 class Segmentation(NamedTuple):
     """Q.713 §3.17 segmentation parameter."""
 

@@ -23,6 +23,7 @@ from gateway.codecs.errors import (
     ProblemKind,
     TcapError,
 )
+from gateway.codecs.values import typed_value
 
 Code = int | tuple[int, ...]  # local INTEGER or global OBJECT IDENTIFIER (Q.773 §4.2.1 OPERATION / ERROR)
 
@@ -62,6 +63,7 @@ ABORT_SOURCE_USER = 0
 ABORT_SOURCE_PROVIDER = 1
 
 
+@typed_value
 class Aarq(NamedTuple):
     """Dialogue request (AARQ-apdu)."""
 
@@ -69,6 +71,7 @@ class Aarq(NamedTuple):
     user_information: tuple[bytes, ...] = ()  # raw EXTERNAL TLVs (0x28 ...)
 
 
+@typed_value
 class Aare(NamedTuple):
     """Dialogue response (AARE-apdu)."""
 
@@ -79,6 +82,7 @@ class Aare(NamedTuple):
     user_information: tuple[bytes, ...] = ()
 
 
+@typed_value
 class Abrt(NamedTuple):
     """Dialogue abort (ABRT-apdu)."""
 
@@ -86,6 +90,7 @@ class Abrt(NamedTuple):
     user_information: tuple[bytes, ...] = ()
 
 
+@typed_value
 class Audt(NamedTuple):
     """Unidirectional dialogue (AUDT-apdu)."""
 
@@ -96,6 +101,7 @@ class Audt(NamedTuple):
 Dialogue = Aarq | Aare | Abrt | Audt
 
 
+@typed_value
 class Invoke(NamedTuple):
     invoke_id: int
     opcode: Code
@@ -103,6 +109,7 @@ class Invoke(NamedTuple):
     linked_id: int | None = None
 
 
+@typed_value
 class ReturnResult(NamedTuple):
     invoke_id: int
     opcode: Code | None = None
@@ -110,12 +117,14 @@ class ReturnResult(NamedTuple):
     last: bool = True
 
 
+@typed_value
 class ReturnError(NamedTuple):
     invoke_id: int
     error_code: Code
     parameter: bytes | None = None
 
 
+@typed_value
 class Reject(NamedTuple):
     invoke_id: int | None  # None = not derivable (NULL)
     problem_kind: int  # ProblemKind
@@ -125,12 +134,14 @@ class Reject(NamedTuple):
 Component = Invoke | ReturnResult | ReturnError | Reject
 
 
+@typed_value
 class Begin(NamedTuple):
     otid: bytes
     dialogue: Dialogue | None = None
     components: tuple[Component, ...] = ()
 
 
+@typed_value
 class Continue(NamedTuple):
     otid: bytes
     dtid: bytes
@@ -138,12 +149,14 @@ class Continue(NamedTuple):
     components: tuple[Component, ...] = ()
 
 
+@typed_value
 class End(NamedTuple):
     dtid: bytes
     dialogue: Dialogue | None = None
     components: tuple[Component, ...] = ()
 
 
+@typed_value
 class Abort(NamedTuple):
     """TC Abort: a P-Abort carries ``p_abort_cause``; a U-Abort may carry a dialogue portion (ABRT, or AARE
     reject for a refused dialogue)."""
@@ -153,6 +166,7 @@ class Abort(NamedTuple):
     dialogue: Dialogue | None = None
 
 
+@typed_value
 class Unidirectional(NamedTuple):
     dialogue: Dialogue | None = None
     components: tuple[Component, ...] = ()
@@ -634,6 +648,9 @@ def _decode_general(buf: bytes) -> TcapMessage:
                 otid = buf[t.start : t.end]
                 pos = t.next
                 if tag == TAG_CONTINUE:
+                    if pos >= end:
+                        raise _bad_tx("missing destination transaction ID", otid,
+                                      cause=PAbortCause.INCORRECT_TRANSACTION_PORTION)  # fmt: skip
                     t = read_tlv(buf, pos, end)
             if tag != TAG_BEGIN:
                 if t.tag != TAG_DTID:
