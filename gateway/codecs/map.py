@@ -44,6 +44,8 @@ from gateway.codecs.map_ussd import (
     decode_ussd_res,
     encode_ussd_arg,
     encode_ussd_res,
+    ussd_arg,
+    ussd_res,
 )
 from gateway.codecs.values import typed_value
 
@@ -144,5 +146,5 @@ __all__ = [
     "decode_argument", "decode_dialogue_external", "decode_error", "decode_result", "decode_sri_sm_arg",
     "decode_sri_sm_res", "decode_ussd_arg", "decode_ussd_res", "encode_dialogue_external", "encode_error",
     "encode_sri_sm_arg", "encode_sri_sm_res", "encode_ussd_arg", "encode_ussd_res", "find_map_dialogue",
-    "operation_name", "serves",
+    "operation_name", "serves", "ussd_arg", "ussd_res",
 ]  # fmt: skip

@@ -56,7 +56,7 @@ def _py_map_pdu(ext: dict[str, Any]) -> Any:
 
 
 def _py_dialogue(dp: dict[str, Any]) -> tuple[Any, ...]:
-    name, (kind, apdu) = dp["encoding"][1]
+    _name, (kind, apdu) = dp["encoding"][1]
     ui = tuple(_py_map_pdu(e) for e in apdu.get("user-information", ()))
     if kind == "unidialoguePDU":
         return ("audt", tuple(apdu["application-context-name"]), ui)
