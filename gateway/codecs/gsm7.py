@@ -146,7 +146,24 @@ def _masks(n_octets: int) -> tuple[int, int, int, int, int, int]:
 
 _M_LO1, _M_HI1, _M_LO2, _M_HI2, _M_LO3, _M_HI3 = _masks(_MAX_OCTETS)
 
-# Unpacking: spread 56 bits of each 64 back into 8 septets.
+# Unpacking: first spread the 56-bit groups of 8 septets apart, top down (a block of 2B groups splits into two
+# halves of B groups, the upper half moving up by B octets), then spread each group's 56 bits into 8 septets.
+_MAX_GROUPS = _MAX_OCTETS // 8
+
+
+def _group_masks() -> tuple[tuple[int, int, int], ...]:
+    out = []
+    b = _MAX_GROUPS // 2
+    while b >= 1:
+        reps = _MAX_GROUPS // (2 * b)
+        lo = int.from_bytes((b"\xff" * (7 * b) + b"\x00" * (9 * b)) * reps, "little")
+        hi = int.from_bytes((b"\x00" * (7 * b) + b"\xff" * (7 * b) + b"\x00" * (2 * b)) * reps, "little")
+        out.append((b, lo, hi))
+        b //= 2
+    return tuple(out)
+
+
+_GROUP_MASKS = _group_masks()
 _U_LO3 = _M_LO3
 _U_HI3 = _M_LO3 << 28
 _U_LO2 = int.from_bytes(b"\xff\x3f\x00\x00" * (_MAX_OCTETS // 4 + 2), "little")
@@ -183,11 +200,10 @@ def unpack_septets(octets: bytes, count: int | None = None) -> bytes:
     if count > _MAX_OCTETS:
         return _unpack_slow(octets, count)
     groups = (count + 7) >> 3
-    raw = octets[: groups * 7].ljust(groups * 7, b"\x00")
-    spread = bytearray(groups * 8)  # one zero octet after every 7: 56 bits in each 64
-    for g in range(7):
-        spread[g::8] = raw[g::7]
-    x = int.from_bytes(spread, "little")
+    x = int.from_bytes(octets[: groups * 7], "little")
+    for b, lo, hi in _GROUP_MASKS:
+        if b < groups:
+            x = (x & lo) | ((x & hi) << (b * 8))
     x = (x & _U_LO3) | ((x & _U_HI3) << 4)
     x = (x & _U_LO2) | ((x & _U_HI2) << 2)
     x = (x & _U_LO1) | ((x & _U_HI1) << 1)

@@ -30,7 +30,21 @@ def encode(text: str, dcs: int | None = None, *, language: str | None = None) ->
     the ISO 639-1 ``language``; it is written in front of the text as TS 23.038 §5 requires.
     """
     if dcs is None:
-        dcs = choose_dcs(text, language)
+        if language is None:
+            # The common case, in one pass: GSM 7-bit when every character fits, else UCS2.
+            try:
+                septets = gsm7.text_to_septets(text)
+            except TextEncodingError:
+                dcs = dcs_mod.UCS2
+            else:
+                if len(septets) > MAX_GSM7_SEPTETS:
+                    raise TextEncodingError(
+                        f"text needs {len(septets)} GSM 7-bit septets; a USSD-String holds at most "
+                        f"{MAX_GSM7_SEPTETS} ({MAX_OCTETS} octets, TS 29.002 maxUSSD-StringLength)"
+                    )
+                return dcs_mod.GSM7_UNSPECIFIED, gsm7.encode_ussd_septets(septets)
+        else:
+            dcs = choose_dcs(text, language)
     scheme = dcs_mod.parse(dcs)
     if scheme.compressed:
         raise TextEncodingError(f"DCS 0x{dcs:02X} asks for TS 23.042 compression, which USSD texts do not use")
