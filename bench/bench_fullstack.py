@@ -125,7 +125,8 @@ def rows() -> list[Row]:
     end = time_per_op(ours_end)
     return [
         Row("full stack decode M3UA->MAP, TC-BEGIN(59) *123#", dec,
-            {"asn1tools": time_per_op(lambda: asn1tools_decode(begin)), "pycrate": time_per_op(lambda: py.decode(begin))},
+            {"asn1tools": time_per_op(lambda: asn1tools_decode(begin)),
+             "pycrate": time_per_op(lambda: py.decode(begin))},
             "<= 10 us", dec <= 10),
         Row("full stack encode MAP->M3UA, TC-CONTINUE(60) AARE + menu", cont,
             {"asn1tools": time_per_op(asn1tools_continue),

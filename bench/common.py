@@ -21,7 +21,7 @@ class Row:
     met: bool | None = None  # whether the target is met (None when there is none)
 
 
-def time_per_op(fn: Callable[[], object], *, min_time: float = 0.05, repeat: int = 25) -> float:
+def time_per_op(fn: Callable[[], object], *, min_time: float = 0.01, repeat: int = 80) -> float:
     """Best-of-``repeat`` microseconds per call of ``fn``, each run lasting at least ``min_time`` seconds."""
     n = 1
     while True:  # calibrate the loop count

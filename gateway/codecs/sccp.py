@@ -318,6 +318,19 @@ def _optional(data: bytes, ptr_pos: int, n: int) -> tuple[Segmentation | None, i
 def decode(data: bytes) -> SccpMessage:
     """Decode a UDT, UDTS, XUDT or XUDTS. Raises :class:`SccpError` (with a return cause) on malformation."""
     n = len(data)
+    if n >= 5 and data[0] == UDT and data[2] and data[3] and data[4]:
+        # Fast path for the common UDT: three pointers, all inside the message.
+        p1 = 2 + data[2]
+        p2 = 3 + data[3]
+        p3 = 4 + data[4]
+        if p1 < n and p2 < n and p3 < n:
+            e1 = p1 + 1 + data[p1]
+            e2 = p2 + 1 + data[p2]
+            e3 = p3 + 1 + data[p3]
+            if e1 <= n and e2 <= n and e3 <= n:
+                pclass = data[1]
+                return Udt(pclass & 0x0F, bool(pclass & RETURN_ON_ERROR), decode_address(data[p1 + 1 : e1]),
+                           decode_address(data[p2 + 1 : e2]), data[p3 + 1 : e3])  # fmt: skip
     if n < 5:
         raise SccpError("SCCP message shorter than its fixed part", return_cause=ReturnCause.UNQUALIFIED)
     mtype = data[0]

@@ -534,33 +534,29 @@ def _hdr(buf: bytes, pos: int, end: int) -> tuple[int, int, int]:
     return tag, start, stop
 
 
-def _small_int(buf: bytes, start: int, stop: int) -> int:
-    if stop - start != 1:
-        raise _SlowPathError
-    v = buf[start]
-    return v - 256 if v > 127 else v
-
-
 def _decode_fast(buf: bytes) -> TcapMessage:
-    """Begin/Continue/End with Invoke and ReturnResult components in their usual shape."""
+    """Begin/Continue/End with Invoke and ReturnResult components in their usual shape: one-octet invoke IDs and
+    local operation codes, short-form lengths inside the components. Anything else is _SlowPathError."""
     n = len(buf)
     tag, pos, end = _hdr(buf, 0, n)
     if end != n:
         raise _SlowPathError
     otid = dtid = b""
     if tag in (TAG_BEGIN, TAG_CONTINUE):
-        t, a, b = _hdr(buf, pos, end)
-        if t != TAG_OTID or not 1 <= b - a <= 4:
+        if buf[pos] != TAG_OTID or not 1 <= buf[pos + 1] <= 4:
             raise _SlowPathError
-        otid = buf[a:b]
+        b = pos + 2 + buf[pos + 1]
+        otid = buf[pos + 2 : b]
         pos = b
     if tag in (TAG_CONTINUE, TAG_END):
-        t, a, b = _hdr(buf, pos, end)
-        if t != TAG_DTID or not 1 <= b - a <= 4:
+        if buf[pos] != TAG_DTID or not 1 <= buf[pos + 1] <= 4:
             raise _SlowPathError
-        dtid = buf[a:b]
+        b = pos + 2 + buf[pos + 1]
+        dtid = buf[pos + 2 : b]
         pos = b
     elif tag != TAG_BEGIN:
+        raise _SlowPathError
+    if pos > end:
         raise _SlowPathError
     dialogue: Dialogue | None = None
     components: list[Component] = []
@@ -577,32 +573,35 @@ def _decode_fast(buf: bytes) -> TcapMessage:
             pos = a
             while pos < b:
                 ct, cs, ce = _hdr(buf, pos, b)
-                it, x, y = _hdr(buf, cs, ce)
-                if it != 0x02:
+                # invoke ID: 02 01 xx
+                if buf[cs] != 0x02 or buf[cs + 1] != 1 or cs + 3 > ce:
                     raise _SlowPathError
-                invoke_id = _small_int(buf, x, y)
+                invoke_id = buf[cs + 2]
+                if invoke_id > 127:
+                    invoke_id -= 256
+                x = cs + 3
                 if ct == TAG_INVOKE:
-                    ot, x, y = _hdr(buf, y, ce)
-                    if ot != 0x02:
+                    # local operation code: 02 01 xx (0..127)
+                    if x + 3 > ce or buf[x] != 0x02 or buf[x + 1] != 1 or buf[x + 2] > 127:
                         raise _SlowPathError
-                    opcode = _small_int(buf, x, y)
+                    opcode = buf[x + 2]
+                    x += 3
                     param = None
-                    if y < ce:
-                        if _hdr(buf, y, ce)[2] != ce:
+                    if x < ce:
+                        if _hdr(buf, x, ce)[2] != ce:
                             raise _SlowPathError
-                        param = buf[y:ce]
+                        param = buf[x:ce]
                     components.append(Invoke(invoke_id, opcode, param, None))
                 elif ct in (TAG_RR_LAST, TAG_RR_NOT_LAST):
-                    if y == ce:
+                    if x == ce:
                         components.append(ReturnResult(invoke_id, None, None, ct == TAG_RR_LAST))
                     else:
-                        st, ss, se = _hdr(buf, y, ce)
-                        if st != 0x30 or se != ce:
+                        st, ss, se = _hdr(buf, x, ce)
+                        if st != 0x30 or se != ce or ss + 3 > se or buf[ss] != 0x02 or buf[ss + 1] != 1 \
+                                or buf[ss + 2] > 127:
                             raise _SlowPathError
-                        ot, x, y = _hdr(buf, ss, se)
-                        if ot != 0x02:
-                            raise _SlowPathError
-                        opcode = _small_int(buf, x, y)
+                        opcode = buf[ss + 2]
+                        y = ss + 3
                         param = None
                         if y < se:
                             if _hdr(buf, y, se)[2] != se:
