@@ -5,7 +5,7 @@
 
 run:
 	scripts/setup.sh
-	.venv/bin/ussd-gateway run
+	.venv/bin/ussd-gateway selfcheck
 
 test:
 	scripts/setup.sh --test

@@ -1,0 +1,154 @@
+"""ussd-gateway command line.
+
+    ussd-gateway decode HEX      decode an M3UA, SCCP or TCAP message (hex) down to MAP values and USSD text
+    ussd-gateway selfcheck       run sample USSD messages through every layer, both ways, and report
+
+The daemon (``ussd-gateway run``) arrives with the SIGTRAN stack; until then ``make run`` runs the self-check.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import enum
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from gateway.codecs import layers, m3ua, sccp, tcap, ussd_string
+from gateway.codecs import map as map_codec
+from gateway.codecs.errors import CodecError
+from gateway.codecs.map_address import AddressString
+from gateway.codecs.sccp import SccpAddress
+
+# design.md §3: a real TC-BEGIN (processUnstructuredSS-Request "*123#", msisdn 491720000001), as pycrate and
+# asn1tools both produce it.
+SAMPLE_BEGIN = bytes.fromhex(
+    "62454804000000016b1e281c060700118605010101a011600f80020780a1090607040000010013026c1da11b02010102013b3013"
+    "04010f0405aa986c3602800791947102000010"
+)
+
+
+def describe(value: Any) -> Any:
+    """A JSON-friendly view of codec values: NamedTuples and dataclasses as objects, bytes as hex."""
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value).hex()
+    if isinstance(value, enum.Enum):
+        return value.name
+    if isinstance(value, tuple) and hasattr(value, "_fields"):
+        out = {"type": type(value).__name__}
+        out.update({k: describe(v) for k, v in zip(value._fields, value, strict=True)})
+        return out
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        out = {"type": type(value).__name__}
+        out.update({f.name: describe(getattr(value, f.name)) for f in dataclasses.fields(value) if f.repr})
+        return out
+    if isinstance(value, list | tuple):
+        return [describe(v) for v in value]
+    return value
+
+
+def _texts(values: Sequence[Any]) -> list[str]:
+    out = []
+    for v in values:
+        if isinstance(v, map_codec.UssdArg | map_codec.UssdRes):
+            out.append(ussd_string.decode(v.dcs, v.string))
+    return out
+
+
+def decode_any(data: bytes) -> dict[str, Any]:
+    """Decode from the outermost layer the octets look like: M3UA (version 1), SCCP unitdata, or TCAP."""
+    if len(data) >= 8 and data[0] == m3ua.VERSION:
+        msg = m3ua.decode(data)
+        if (msg.msg_class, msg.msg_type) != (m3ua.MsgClass.TRANSFER, m3ua.Transfer.DATA):
+            return {"m3ua": describe(msg)}
+        d = layers.decode_data(data)
+        return {"m3ua": describe(d.m3ua), "sccp": describe(d.sccp), "tcap": describe(d.tcap),
+                "map": describe(d.map_values), "map_dialogue": describe(d.map_dialogue), "text": _texts(d.map_values)}
+    if data and data[0] in (sccp.UDT, sccp.UDTS, sccp.XUDT, sccp.XUDTS):
+        s = sccp.decode(data)
+        out = {"sccp": describe(s)}
+        out.update(_decode_tcap(s.data))
+        return out
+    return _decode_tcap(data)
+
+
+def _decode_tcap(data: bytes) -> dict[str, Any]:
+    t = tcap.decode(data)
+    values = []
+    if not isinstance(t, tcap.Abort):
+        for c in t.components:
+            if isinstance(c, tcap.Invoke):
+                values.append(map_codec.decode_argument(c.opcode, c.parameter))
+            elif isinstance(c, tcap.ReturnResult) and c.opcode is not None:
+                values.append(map_codec.decode_result(c.opcode, c.parameter))
+    dialogue = None
+    if t.dialogue is not None and t.dialogue.user_information:
+        dialogue = map_codec.find_map_dialogue(t.dialogue.user_information)
+    return {"tcap": describe(t), "map": describe(values), "map_dialogue": describe(dialogue), "text": _texts(values)}
+
+
+def selfcheck(out: Any = sys.stdout) -> int:
+    """Decode the sample TC-BEGIN, answer it with a menu and a final text, and check every step."""
+    gw = SccpAddress.gt_e164("491700000001", sccp.SSN_GSMSCF)
+    msc = SccpAddress.gt_e164("491720000001", sccp.SSN_MSC)
+    checks: list[tuple[str, bool]] = []
+    begin = layers.encode_data(tcap.decode(SAMPLE_BEGIN), called=gw, calling=msc, opc=2, dpc=1, routing_context=1)
+    d = layers.decode_data(begin)
+    arg = d.map_values[0]
+    checks.append(("M3UA DATA -> SCCP UDT -> TC-BEGIN -> processUnstructuredSS-Request", isinstance(arg,
+                                                                                                   map_codec.UssdArg)))
+    checks.append(("service code *123#", arg.text() == "*123#"))
+    checks.append(("msisdn 491720000001", arg.msisdn == AddressString.e164("491720000001")))
+    checks.append(("TC-BEGIN re-encodes byte for byte", tcap.encode(d.tcap) == SAMPLE_BEGIN))
+    menu = map_codec.ussd_arg("1. Balance\n2. Top-up\n3. Прочее")
+    cont = tcap.Continue(b"\x0a\x00\x00\x01", d.tcap.otid, tcap.Aare(map_codec.AC_NETWORK_UNSTRUCTURED_SS_V2),  # type: ignore[union-attr]
+                         (tcap.Invoke(2, 60, map_codec.encode_ussd_arg(menu)),))
+    wire = layers.encode_data(cont, called=msc, calling=gw, opc=1, dpc=2, routing_context=1)
+    back = layers.decode_data(wire)
+    checks.append(("TC-CONTINUE(60) menu in UCS2 round trip", back.map_values[0].text() == menu.text()
+                   and menu.dcs == 0x48))
+    final = map_codec.ussd_res("Your balance is 12.50 EUR")
+    end = tcap.End(d.tcap.otid, None, (tcap.ReturnResult(1, 59, map_codec.encode_ussd_res(final)),))  # type: ignore[union-attr]
+    back = layers.decode_data(layers.encode_data(end, called=msc, calling=gw, opc=1, dpc=2, routing_context=1))
+    checks.append(("TC-END(59) final text round trip", back.map_values[0].text() == "Your balance is 12.50 EUR"))
+    try:
+        tcap.decode(b"\x62\x03\x49\x01\x01")
+        checks.append(("malformed TC-BEGIN answered with P-Abort cause", False))
+    except CodecError as exc:
+        checks.append(("malformed TC-BEGIN answered with P-Abort cause", getattr(exc, "p_abort_cause", None) == 3))
+    for name, ok in checks:
+        print(f"{'ok  ' if ok else 'FAIL'} {name}", file=out)
+    failed = sum(not ok for _, ok in checks)
+    print(f"{len(checks) - failed}/{len(checks)} checks passed", file=out)
+    return 1 if failed else 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="ussd-gateway", description="SS7/MAP USSD gateway")
+    sub = parser.add_subparsers(dest="command", required=True)
+    dec = sub.add_parser("decode", help="decode an M3UA, SCCP or TCAP message given in hex")
+    dec.add_argument("hex", help="the message octets in hex (spaces and colons allowed)")
+    sub.add_parser("selfcheck", help="run sample messages through every layer both ways")
+    args = parser.parse_args(argv)
+    if args.command == "decode":
+        text = "".join(c for c in args.hex if c not in " :\n\t")
+        try:
+            data = bytes.fromhex(text)
+        except ValueError:
+            print(json.dumps({"error": "not a hex string"}), file=sys.stderr)
+            return 2
+        try:
+            print(json.dumps(decode_any(data), indent=2, ensure_ascii=False))
+        except CodecError as exc:
+            print(json.dumps({"error": str(exc), "kind": type(exc).__name__,
+                              **{k: describe(v) for k, v in vars(exc).items() if v is not None}},
+                             ensure_ascii=False), file=sys.stderr)  # fmt: skip
+            return 1
+        return 0
+    return selfcheck()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
