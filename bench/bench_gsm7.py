@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import ctypes
 import random
+from collections.abc import Callable
 
-from bench.common import Row, time_per_op
+from bench.common import Row, time_interleaved
 from gateway.codecs import gsm7
 
 
@@ -13,8 +14,8 @@ def rows() -> list[Row]:
     rng = random.Random(7)
     text = "".join(rng.choice("abcdefghijklmnopqrstuvwxyz ABCDEFGHIJ0123456789.,") for _ in range(182))
     packed = gsm7.encode_ussd(text)
-    refs_enc: dict[str, float] = {}
-    refs_dec: dict[str, float] = {}
+    enc_fns: dict[str, Callable[[], object]] = {"ours": lambda: gsm7.encode_ussd(text)}
+    dec_fns: dict[str, Callable[[], object]] = {"ours": lambda: gsm7.decode_ussd(packed)}
     try:
         lib = ctypes.CDLL("libosmogsm.so.18")
     except OSError:
@@ -38,17 +39,19 @@ def rows() -> list[Row]:
             return buf.value.decode()
 
         assert osmo_encode() == packed and osmo_decode() == text
-        refs_enc["libosmocore"] = time_per_op(osmo_encode)
-        refs_dec["libosmocore"] = time_per_op(osmo_decode)
+        enc_fns["libosmocore"] = osmo_encode
+        dec_fns["libosmocore"] = osmo_decode
     try:
         from pycrate_mobile import TS23038
     except ImportError:
         TS23038 = None
     if TS23038 is not None:
-        refs_enc["pycrate"] = time_per_op(lambda: TS23038.encode_7b(text))
-        refs_dec["pycrate"] = time_per_op(lambda: TS23038.decode_7b(packed))
-    ours_enc = time_per_op(lambda: gsm7.encode_ussd(text))
-    ours_dec = time_per_op(lambda: gsm7.decode_ussd(packed))
+        enc_fns["pycrate"] = lambda: TS23038.encode_7b(text)
+        dec_fns["pycrate"] = lambda: TS23038.decode_7b(packed)
+    refs_enc = time_interleaved(enc_fns)
+    refs_dec = time_interleaved(dec_fns)
+    ours_enc = refs_enc.pop("ours")
+    ours_dec = refs_dec.pop("ours")
     osmo_e = refs_enc.get("libosmocore")
     osmo_d = refs_dec.get("libosmocore")
     return [

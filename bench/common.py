@@ -46,3 +46,36 @@ def time_per_op(fn: Callable[[], object], *, min_time: float = 0.01, repeat: int
         if gc_was:
             gc.enable()
     return best * 1e6
+
+
+def time_interleaved(fns: dict[str, Callable[[], object]], *, min_time: float = 0.01,
+                     repeat: int = 80) -> dict[str, float]:
+    """Best microseconds per call of each function, the runs of all functions interleaved round-robin so that
+    a slow spell of the machine hits ours and the references alike (ratios then hold even when times drift)."""
+    loops: dict[str, int] = {}
+    for name, fn in fns.items():
+        n = 1
+        while True:
+            t0 = time.perf_counter()
+            for _ in range(n):
+                fn()
+            dt = time.perf_counter() - t0
+            if dt >= min_time / 4:
+                break
+            n *= 4
+        loops[name] = max(1, int(n * (min_time / max(dt, 1e-9))))
+    best = dict.fromkeys(fns, float("inf"))
+    gc_was = gc.isenabled()
+    gc.disable()
+    try:
+        for _ in range(repeat):
+            for name, fn in fns.items():
+                n = loops[name]
+                t0 = time.perf_counter()
+                for _ in range(n):
+                    fn()
+                best[name] = min(best[name], (time.perf_counter() - t0) / n)
+    finally:
+        if gc_was:
+            gc.enable()
+    return {name: value * 1e6 for name, value in best.items()}

@@ -313,6 +313,33 @@ def _tid(tag: int, tid: bytes) -> bytes:
 
 def encode(msg: TcapMessage) -> bytes:
     """Encode any TCAP message (definite, minimal lengths, as X.690 §10.1 and real MSCs do)."""
+    cls = type(msg)
+    if cls is Continue or cls is End:
+        # Fast path: the messages of every USSD exchange. Same octets as the general code below.
+        if cls is Continue:
+            otid, dtid = msg.otid, msg.dtid  # type: ignore[union-attr]
+            if not (0 < len(otid) < 5 and 0 < len(dtid) < 5):
+                raise TcapError("transaction ID of other than 1..4 octets (Q.773)",
+                                p_abort_cause=PAbortCause.INCORRECT_TRANSACTION_PORTION)  # fmt: skip
+            body = bytes((0x48, len(otid))) + otid + bytes((0x49, len(dtid))) + dtid
+            head = b"\x65"
+        else:
+            dtid = msg.dtid  # type: ignore[union-attr]
+            if not 0 < len(dtid) < 5:
+                raise TcapError("transaction ID of other than 1..4 octets (Q.773)",
+                                p_abort_cause=PAbortCause.INCORRECT_TRANSACTION_PORTION)  # fmt: skip
+            body = bytes((0x49, len(dtid))) + dtid
+            head = b"\x64"
+        dialogue = msg.dialogue
+        if dialogue is not None:
+            body += _encode_dialogue_cached(dialogue)
+        comps = msg.components  # type: ignore[union-attr]
+        if len(comps) == 1:
+            c = encode_component(comps[0])
+            body += b"\x6c" + _len(len(c)) + c
+        elif comps:
+            body += _components(comps)
+        return head + _len(len(body)) + body
     if isinstance(msg, Begin):
         body = _tid(0x48, msg.otid)
         tag = 0x62
