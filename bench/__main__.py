@@ -7,6 +7,7 @@ same process on the same machine (below 1.0: we are faster). Timing never fails 
 from __future__ import annotations
 
 import importlib
+import os
 import platform
 import sys
 from pathlib import Path
@@ -42,14 +43,28 @@ def render(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
+def update_readme(table: str, readme: Path) -> None:
+    """Replace the table between the bench-table markers of the README."""
+    text = readme.read_text()
+    start = text.index("<!-- bench-table -->") + len("<!-- bench-table -->")
+    end = text.index("<!-- /bench-table -->")
+    readme.write_text(text[:start] + "\n" + table + "\n" + text[end:])
+
+
 def main(argv: list[str]) -> int:
+    update = "--update-readme" in argv
+    argv = [a for a in argv if a != "--update-readme"]
     rows: list[Row] = []
     for name in _modules(argv):
         module = importlib.import_module(f"bench.bench_{name}")
         print(f"# running bench_{name} ...", file=sys.stderr, flush=True)
         rows.extend(module.rows())
-    print(f"Python {platform.python_version()} on {platform.machine()}, {platform.processor() or 'cpu'}")
-    print(render(rows))
+    header = f"Python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} cores"
+    table = render(rows)
+    print(header)
+    print(table)
+    if update:
+        update_readme(f"{header}\n\n{table}", Path(__file__).resolve().parent.parent / "README.md")
     return 0
 
 
