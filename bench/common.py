@@ -21,18 +21,22 @@ class Row:
     met: bool | None = None  # whether the target is met (None when there is none)
 
 
-def time_per_op(fn: Callable[[], object], *, min_time: float = 0.01, repeat: int = 80) -> float:
-    """Best-of-``repeat`` microseconds per call of ``fn``, each run lasting at least ``min_time`` seconds."""
+def _loops(fn: Callable[[], object], min_time: float) -> int:
+    """How many calls of ``fn`` last about ``min_time`` seconds."""
     n = 1
-    while True:  # calibrate the loop count
+    while True:
         t0 = time.perf_counter()
         for _ in range(n):
             fn()
         dt = time.perf_counter() - t0
         if dt >= min_time / 4:
-            break
+            return max(1, int(n * (min_time / max(dt, 1e-9))))
         n *= 4
-    n = max(1, int(n * (min_time / max(dt, 1e-9))))
+
+
+def time_per_op(fn: Callable[[], object], *, min_time: float = 0.01, repeat: int = 80) -> float:
+    """Best-of-``repeat`` microseconds per call of ``fn``, each run lasting at least ``min_time`` seconds."""
+    n = _loops(fn, min_time)
     best = float("inf")
     gc_was = gc.isenabled()
     gc.disable()
@@ -52,18 +56,7 @@ def time_interleaved(fns: dict[str, Callable[[], object]], *, min_time: float = 
                      repeat: int = 80) -> dict[str, float]:
     """Best microseconds per call of each function, the runs of all functions interleaved round-robin so that
     a slow spell of the machine hits ours and the references alike (ratios then hold even when times drift)."""
-    loops: dict[str, int] = {}
-    for name, fn in fns.items():
-        n = 1
-        while True:
-            t0 = time.perf_counter()
-            for _ in range(n):
-                fn()
-            dt = time.perf_counter() - t0
-            if dt >= min_time / 4:
-                break
-            n *= 4
-        loops[name] = max(1, int(n * (min_time / max(dt, 1e-9))))
+    loops = {name: _loops(fn, min_time) for name, fn in fns.items()}
     best = dict.fromkeys(fns, float("inf"))
     gc_was = gc.isenabled()
     gc.disable()

@@ -76,16 +76,7 @@ def decode_any(data: bytes) -> dict[str, Any]:
 
 def _decode_tcap(data: bytes) -> dict[str, Any]:
     t = tcap.decode(data)
-    values = []
-    if not isinstance(t, tcap.Abort):
-        for c in t.components:
-            if isinstance(c, tcap.Invoke):
-                values.append(map_codec.decode_argument(c.opcode, c.parameter))
-            elif isinstance(c, tcap.ReturnResult) and c.opcode is not None:
-                values.append(map_codec.decode_result(c.opcode, c.parameter))
-    dialogue = None
-    if t.dialogue is not None and t.dialogue.user_information:
-        dialogue = map_codec.find_map_dialogue(t.dialogue.user_information)
+    values, dialogue = layers.decode_map(t)
     return {"tcap": describe(t), "map": describe(values), "map_dialogue": describe(dialogue), "text": _texts(values)}
 
 

@@ -31,8 +31,14 @@ def decode_data(data: bytes) -> Decoded:
     d = m3ua.decode_data(data)
     s = sccp.decode(d.protocol_data.data)
     t = tcap.decode(s.data)
+    values, dialogue_pdu = decode_map(t)
+    return Decoded(d, s, t, values, dialogue_pdu)
+
+
+def decode_map(t: tcap.TcapMessage) -> tuple[tuple[Any, ...], map_codec.MapDialoguePdu | None]:
+    """The MAP values of a TCAP message's components (argument, result, error info or None per component) and
+    the MAP-DialoguePDU of its dialogue portion."""
     values: list[Any] = []
-    dialogue_pdu = None
     if not isinstance(t, tcap.Abort):
         for c in t.components:
             if isinstance(c, tcap.Invoke):
@@ -44,9 +50,10 @@ def decode_data(data: bytes) -> Decoded:
                                                      c.parameter))  # fmt: skip
             else:
                 values.append(None)
+    dialogue_pdu = None
     if t.dialogue is not None and t.dialogue.user_information:
         dialogue_pdu = map_codec.find_map_dialogue(t.dialogue.user_information)
-    return Decoded(d, s, t, tuple(values), dialogue_pdu)
+    return tuple(values), dialogue_pdu
 
 
 def encode_data(
