@@ -1,0 +1,460 @@
+"""M3UA association state machine (RFC 4666 §4.3), sans-I/O: whole messages and ``now`` in; events, messages to
+send and the next deadline out. The same machine drives M3UA over TCP (framed by gateway.codecs.m3ua_framer) and
+over SCTP (the transport picks the stream: management on 0, DATA by SLS).
+
+Two roles:
+- ``ASP``: the gateway connects to an SG/STP (the usual deployment). It registers its routing keys with REG_REQ
+  when configured (osmo-stp needs that *before* ASPUP for a dynamic ASP), then ASPUP, then ASPAC.
+- ``SG``: the gateway accepts an ASP (a directly connected MSC, or the simulator) as SG/IPSP: it answers
+  ASPUP/ASPAC/ASPIA/ASPDN/BEAT/REG_REQ.
+
+Errors never close the association by themselves: a malformed or unexpected message is answered with ERR
+(RFC 4666 §3.8.1) and the association stays up. Only heartbeat loss and a broken TCP stream end it.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from gateway.codecs import m3ua
+from gateway.codecs.errors import M3uaError
+from gateway.codecs.m3ua import Aspsm, Asptm, ErrorCode, Mgmt, MsgClass, Rkm, Ssnm
+
+MGMT_STREAM = 0
+
+
+class Role(enum.Enum):
+    ASP = "asp"
+    SG = "sg"
+
+
+class AspState(enum.Enum):
+    DOWN = "down"
+    INACTIVE = "inactive"
+    ACTIVE = "active"
+
+
+@dataclass(frozen=True, slots=True)
+class AssociationConfig:
+    name: str = "m3ua"
+    role: Role = Role.ASP
+    routing_contexts: tuple[int, ...] = ()  # known RCs (static configuration)
+    # Dynamic registration (ASP role): each key registers one routing key (local id, DPC, optional RC).
+    routing_keys: tuple[m3ua.RoutingKey, ...] = ()
+    traffic_mode: int = m3ua.TrafficMode.LOADSHARE
+    asp_identifier: int | None = None
+    ack_timeout: float = 2.0  # retransmit ASPUP/ASPAC/REG_REQ (RFC 4666 §4.3.4.1: T(ack))
+    beat_interval: float = 10.0  # 0 disables heartbeats
+    beat_loss: int = 3  # BEATs without BEAT_ACK before the association is declared lost
+    max_queue: int = 10_000  # DATA waiting for ASP-ACTIVE; beyond this sending is refused
+    local_point_codes: tuple[int, ...] = ()  # SG role: point codes we answer DAUD for as available
+    sg_next_rc: int = 100  # SG role: first routing context handed out to registrations without one
+
+
+# ---- events ------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StateChanged:
+    state: AspState
+
+
+@dataclass(frozen=True, slots=True)
+class DataReceived:
+    data: m3ua.ProtocolData
+    routing_context: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class DestinationState:
+    """DUNA/DAVA/DRST/SCON/DUPU for affected point codes (RFC 4666 §3.4)."""
+
+    kind: str  # "unavailable", "available", "restricted", "congested", "user-unavailable"
+    point_codes: tuple[m3ua.AffectedPointCode, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorReceived:
+    code: int
+    diagnostic: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class Notified:
+    status_type: int
+    status_info: int
+
+
+@dataclass(frozen=True, slots=True)
+class Registered:
+    results: tuple[m3ua.RegistrationResult, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ProtocolErrorSent:
+    """We answered the peer's message with an ERR (counted; the association stays up)."""
+
+    code: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class AssociationLost:
+    reason: str
+
+
+Event = (StateChanged | DataReceived | DestinationState | ErrorReceived | Notified | Registered | ProtocolErrorSent
+         | AssociationLost)  # fmt: skip
+
+
+@dataclass(slots=True)
+class Outgoing:
+    stream: int
+    data: bytes
+
+
+@dataclass(slots=True)
+class _Pending:
+    message: bytes
+    deadline: float
+
+
+@dataclass(slots=True)
+class M3uaAssociation:
+    """One M3UA association in one role. Call :meth:`connection_made` when the transport is up."""
+
+    config: AssociationConfig
+    state: AspState = AspState.DOWN
+    routing_contexts: tuple[int, ...] = ()
+    outgoing: deque[Outgoing] = field(default_factory=deque)
+    events: deque[Event] = field(default_factory=deque)
+    unavailable: set[int] = field(default_factory=set)  # point codes the peer told us are unavailable
+    _pending: _Pending | None = None
+    _queue: deque[tuple[int, bytes]] = field(default_factory=deque)
+    _next_beat: float | None = None
+    _beats_unanswered: int = 0
+    _beat_data: bytes = b""
+    _connected: bool = False
+    _registered: bool = False
+    _sg_rcs: dict[int, int] = field(default_factory=dict)  # SG role: local RK id -> RC
+    _sg_next_rc: int = 0
+
+    def __post_init__(self) -> None:
+        self.routing_contexts = self.config.routing_contexts
+        self._sg_next_rc = self.config.sg_next_rc
+
+    # ---- inputs ----
+
+    def connection_made(self, now: float) -> None:
+        self._connected = True
+        self._beats_unanswered = 0
+        if self.config.beat_interval > 0:
+            self._next_beat = now + self.config.beat_interval
+        if self.config.role is Role.ASP:
+            if self.config.routing_keys and not self._registered:
+                self._send_with_retry(m3ua.encode(m3ua.reg_req(self.config.routing_keys)), now)
+            else:
+                self._send_aspup(now)
+
+    def connection_lost(self) -> None:
+        self._connected = False
+        self._pending = None
+        self._next_beat = None
+        self._registered = False
+        self._set_state(AspState.DOWN)
+
+    def receive(self, data: bytes, now: float) -> None:
+        """One whole M3UA message from the peer."""
+        try:
+            msg_class, msg_type = data[2], data[3]
+            if msg_class == MsgClass.TRANSFER and msg_type == 1:
+                self._on_data(m3ua.decode_data(data))
+                return
+            msg = m3ua.decode(data)
+        except M3uaError as exc:
+            self._protocol_error(exc.error_code, str(exc), exc.diagnostic or m3ua.diagnostic(data))
+            return
+        except IndexError:
+            self._protocol_error(ErrorCode.PROTOCOL_ERROR, "message shorter than its header", bytes(data[:40]))
+            return
+        self._beats_unanswered = 0  # any message shows the peer is alive
+        handler = _HANDLERS.get((msg.msg_class, msg.msg_type))
+        if handler is None:
+            self._protocol_error(ErrorCode.UNEXPECTED_MESSAGE, f"{msg.msg_class}/{msg.msg_type} not handled here",
+                                 m3ua.diagnostic(data))  # fmt: skip
+            return
+        try:
+            handler(self, msg, now)
+        except M3uaError as exc:
+            self._protocol_error(exc.error_code, str(exc), m3ua.diagnostic(data))
+
+    def handle_timer(self, now: float) -> None:
+        if self._pending is not None and now >= self._pending.deadline:
+            self._emit(self._pending.message)  # T(ack) expired: retransmit (RFC 4666 §4.3.4.1)
+            self._pending.deadline = now + self.config.ack_timeout
+        if self._next_beat is not None and now >= self._next_beat:
+            if self._beats_unanswered >= self.config.beat_loss:
+                self._next_beat = None
+                self.events.append(AssociationLost(f"{self._beats_unanswered} heartbeats unanswered"))
+                return
+            self._beats_unanswered += 1
+            self._beat_data = os.urandom(8)
+            self._emit(m3ua.encode(m3ua.beat(self._beat_data)))
+            self._next_beat = now + self.config.beat_interval
+
+    def next_deadline(self) -> float | None:
+        times = [t for t in (None if self._pending is None else self._pending.deadline, self._next_beat)
+                 if t is not None]  # fmt: skip
+        return min(times) if times else None
+
+    # ---- sending DATA ----
+
+    def send_data(self, opc: int, dpc: int, sls: int, payload: bytes, *, si: int = 3, ni: int = 2) -> bool:
+        """Send user data; queued (bounded) until ASP-ACTIVE. Returns False when refused (queue full)."""
+        rc = self.routing_contexts[0] if self.routing_contexts else None
+        message = m3ua.encode_data(opc, dpc, si, ni, 0, sls, payload, rc)
+        if self.state is AspState.ACTIVE:
+            self.outgoing.append(Outgoing(1 + (sls & 0x0F), message))
+            return True
+        if len(self._queue) >= self.config.max_queue:
+            return False
+        self._queue.append((sls, message))
+        return True
+
+    # ---- internals ----
+
+    def _emit(self, message: bytes, stream: int = MGMT_STREAM) -> None:
+        self.outgoing.append(Outgoing(stream, message))
+
+    def _send_with_retry(self, message: bytes, now: float) -> None:
+        self._emit(message)
+        self._pending = _Pending(message, now + self.config.ack_timeout)
+
+    def _send_aspup(self, now: float) -> None:
+        self._send_with_retry(m3ua.encode(m3ua.aspup(self.config.asp_identifier)), now)
+
+    def _set_state(self, state: AspState) -> None:
+        if state is not self.state:
+            self.state = state
+            self.events.append(StateChanged(state))
+            if state is AspState.ACTIVE:
+                while self._queue:
+                    sls, message = self._queue.popleft()
+                    self.outgoing.append(Outgoing(1 + (sls & 0x0F), message))
+
+    def _protocol_error(self, code: int, reason: str, diagnostic: bytes) -> None:
+        self._emit(m3ua.encode(m3ua.err(code, diagnostic_info=diagnostic)))
+        self.events.append(ProtocolErrorSent(code, reason))
+
+    def _on_data(self, data: m3ua.Data) -> None:
+        if self.state is not AspState.ACTIVE:
+            self._protocol_error(ErrorCode.UNEXPECTED_MESSAGE, "DATA while the ASP is not active", b"")
+            return
+        rc = data.routing_context
+        if rc is not None and self.routing_contexts and rc not in self.routing_contexts:
+            self._protocol_error(ErrorCode.INVALID_ROUTING_CONTEXT, f"DATA for routing context {rc}",
+                                 rc.to_bytes(4, "big"))  # fmt: skip
+            return
+        self.events.append(DataReceived(data.protocol_data, rc))
+
+
+# ---- handlers: (class, type) -> function(assoc, msg, now) ----
+
+
+def _aspup(a: M3uaAssociation, msg: m3ua.Message, now: float) -> None:
+    if a.config.role is not Role.SG:
+        raise M3uaError("ASPUP sent to an ASP", error_code=ErrorCode.UNEXPECTED_MESSAGE)
+    a._emit(m3ua.encode(m3ua.aspup_ack(a.config.asp_identifier)))
+    a._set_state(AspState.INACTIVE)
+    a._emit(m3ua.encode(m3ua.ntfy(m3ua.StatusType.AS_STATE_CHANGE, m3ua.AsStateInfo.AS_INACTIVE,
+                                  routing_contexts=a.routing_contexts)))  # fmt: skip
+
+
+def _aspup_ack(a: M3uaAssociation, msg: m3ua.Message, now: float) -> None:
+    if a.config.role is not Role.ASP or a.state is not AspState.DOWN:
+        return  # a duplicate ACK after a retransmission: nothing to do
+    a._pending = None
+    a._set_state(AspState.INACTIVE)
+    a._send_with_retry(m3ua.encode(m3ua.aspac(a.config.traffic_mode, a.routing_contexts)), now)
+
+
+def _aspac(a: M3uaAssociation, msg: m3ua.Message, now: float) -> None:
+    if a.config.role is not Role.SG or a.state is AspState.DOWN:
+        raise M3uaError("ASPAC before ASPUP", error_code=ErrorCode.UNEXPECTED_MESSAGE)
+    mode = msg.u32(m3ua.Tag.TRAFFIC_MODE_TYPE)
+    if mode is not None and mode not in (1, 2, 3):
+        raise M3uaError(f"traffic mode {mode}", error_code=ErrorCode.UNSUPPORTED_TRAFFIC_MODE_TYPE)
+    rcs = msg.routing_contexts
+    known = set(a.config.routing_contexts) | set(a._sg_rcs.values())
+    if known and any(rc not in known for rc in rcs):
+        raise M3uaError(f"routing contexts {rcs} are not configured", error_code=ErrorCode.INVALID_ROUTING_CONTEXT)
+    if rcs:
+        a.routing_contexts = rcs
+    a._emit(m3ua.encode(m3ua.aspac_ack(mode, rcs)))
+    a._set_state(AspState.ACTIVE)
+    a._emit(m3ua.encode(m3ua.ntfy(m3ua.StatusType.AS_STATE_CHANGE, m3ua.AsStateInfo.AS_ACTIVE,
+                                  routing_contexts=rcs)))  # fmt: skip
+
+
+def _aspac_ack(a: M3uaAssociation, msg: m3ua.Message, now: float) -> None:
+    if a.config.role is not Role.ASP:
+        raise M3uaError("ASPAC_ACK sent to an SG", error_code=ErrorCode.UNEXPECTED_MESSAGE)
+    a._pending = None
+    if msg.routing_contexts:
+        a.routing_contexts = msg.routing_contexts
+    a._set_state(AspState.ACTIVE)
+
+
+def _aspia(a: M3uaAssociation, msg: m3ua.Message, now: float) -> None:
+    a._emit(m3ua.encode(m3ua.aspia_ack(msg.routing_contexts)))
+    if a.state is AspState.ACTIVE:
+        a._set_state(AspState.INACTIVE)
+
+
+def _aspia_ack(a: M3uaAssociation, msg: m3ua.Message, now: float) -> None:
+    a._pending = None
+    if a.state is AspState.ACTIVE:
+        a._set_state(AspState.INACTIVE)
+
+
+def _aspdn(a: M3uaAssociation, msg: m3ua.Message, now: float) -> None:
+    a._emit(m3ua.encode(m3ua.aspdn_ack()))
+    a._set_state(AspState.DOWN)
+
+
+def _aspdn_ack(a: M3uaAssociation, msg: m3ua.Message, now: float) -> None:
+    a._pending = None
+    a._set_state(AspState.DOWN)
+
+
+def _beat(a: M3uaAssociation, msg: m3ua.Message, now: float) -> None:
+    a._emit(m3ua.encode(m3ua.beat_ack(msg.get(m3ua.Tag.HEARTBEAT_DATA) or b"")))  # §4.3.4.6: echo the data
+
+
+def _beat_ack(a: M3uaAssociation, msg: m3ua.Message, now: float) -> None:
+    a._beats_unanswered = 0
+
+
+def _err(a: M3uaAssociation, msg: m3ua.Message, now: float) -> None:
+    a.events.append(ErrorReceived(msg.error_code or 0, msg.get(m3ua.Tag.DIAGNOSTIC_INFORMATION)))
+
+
+def _ntfy(a: M3uaAssociation, msg: m3ua.Message, now: float) -> None:
+    status = msg.status
+    if status is None:
+        raise M3uaError("NTFY without Status", error_code=ErrorCode.MISSING_PARAMETER)
+    a.events.append(Notified(*status))
+
+
+_SSNM_KINDS = {Ssnm.DUNA: "unavailable", Ssnm.DAVA: "available", Ssnm.DRST: "restricted", Ssnm.SCON: "congested",
+               Ssnm.DUPU: "user-unavailable"}  # fmt: skip
+
+
+def _ssnm(a: M3uaAssociation, msg: m3ua.Message, now: float) -> None:
+    apcs = msg.affected_point_codes
+    if not apcs:
+        raise M3uaError("SSNM without Affected Point Code", error_code=ErrorCode.MISSING_PARAMETER)
+    kind = _SSNM_KINDS[Ssnm(msg.msg_type)]
+    for apc in apcs:
+        if kind == "unavailable":
+            a.unavailable.add(apc.pc)
+        elif kind == "available":
+            a.unavailable.discard(apc.pc)
+    a.events.append(DestinationState(kind, apcs))
+
+
+def _daud(a: M3uaAssociation, msg: m3ua.Message, now: float) -> None:
+    if a.config.role is not Role.SG:
+        raise M3uaError("DAUD sent to an ASP", error_code=ErrorCode.UNEXPECTED_MESSAGE)
+    for apc in msg.affected_point_codes:
+        available = not a.config.local_point_codes or apc.pc in a.config.local_point_codes
+        kind = Ssnm.DAVA if available else Ssnm.DUNA
+        a._emit(m3ua.encode(m3ua.ssnm(kind, [apc], routing_contexts=msg.routing_contexts)))
+
+
+def _reg_req(a: M3uaAssociation, msg: m3ua.Message, now: float) -> None:
+    if a.config.role is not Role.SG:
+        raise M3uaError("REG_REQ sent to an ASP", error_code=ErrorCode.UNEXPECTED_MESSAGE)
+    results = []
+    for key in msg.routing_keys:
+        rc = key.routing_context
+        if rc is None:
+            rc = a._sg_rcs.get(key.local_rk_id)
+            if rc is None:
+                rc = a._sg_next_rc
+                a._sg_next_rc += 1
+        a._sg_rcs[key.local_rk_id] = rc
+        results.append(m3ua.RegistrationResult(key.local_rk_id, m3ua.RegistrationStatus.SUCCESSFULLY_REGISTERED, rc))
+    if not results:
+        raise M3uaError("REG_REQ without Routing Key", error_code=ErrorCode.MISSING_PARAMETER)
+    a._emit(m3ua.encode(m3ua.reg_rsp(results)))
+
+
+def _reg_rsp(a: M3uaAssociation, msg: m3ua.Message, now: float) -> None:
+    results = msg.registration_results
+    a.events.append(Registered(results))
+    ok = [r.routing_context for r in results if r.status == m3ua.RegistrationStatus.SUCCESSFULLY_REGISTERED]
+    if not ok:
+        a._pending = None
+        return  # the operator sees the Registered event with the refusal; no ASPUP without a routing key
+    a.routing_contexts = tuple(ok)
+    a._registered = True
+    a._pending = None
+    if a.state is AspState.DOWN:
+        a._send_aspup(now)
+
+
+def _dereg_req(a: M3uaAssociation, msg: m3ua.Message, now: float) -> None:
+    results = [m3ua.DeregistrationResult(rc, m3ua.DeregistrationStatus.SUCCESSFULLY_DEREGISTERED)
+               for rc in msg.routing_contexts]  # fmt: skip
+    a._emit(m3ua.encode(m3ua.dereg_rsp(results)))
+
+
+def _ignore(a: M3uaAssociation, msg: m3ua.Message, now: float) -> None:
+    return
+
+
+Handler = Callable[[M3uaAssociation, m3ua.Message, float], None]
+_HANDLERS: dict[tuple[int, int], Handler] = {
+    (MsgClass.ASPSM, Aspsm.ASPUP): _aspup,
+    (MsgClass.ASPSM, Aspsm.ASPUP_ACK): _aspup_ack,
+    (MsgClass.ASPSM, Aspsm.ASPDN): _aspdn,
+    (MsgClass.ASPSM, Aspsm.ASPDN_ACK): _aspdn_ack,
+    (MsgClass.ASPSM, Aspsm.BEAT): _beat,
+    (MsgClass.ASPSM, Aspsm.BEAT_ACK): _beat_ack,
+    (MsgClass.ASPTM, Asptm.ASPAC): _aspac,
+    (MsgClass.ASPTM, Asptm.ASPAC_ACK): _aspac_ack,
+    (MsgClass.ASPTM, Asptm.ASPIA): _aspia,
+    (MsgClass.ASPTM, Asptm.ASPIA_ACK): _aspia_ack,
+    (MsgClass.MGMT, Mgmt.ERR): _err,
+    (MsgClass.MGMT, Mgmt.NTFY): _ntfy,
+    (MsgClass.SSNM, Ssnm.DUNA): _ssnm,
+    (MsgClass.SSNM, Ssnm.DAVA): _ssnm,
+    (MsgClass.SSNM, Ssnm.DRST): _ssnm,
+    (MsgClass.SSNM, Ssnm.SCON): _ssnm,
+    (MsgClass.SSNM, Ssnm.DUPU): _ssnm,
+    (MsgClass.SSNM, Ssnm.DAUD): _daud,
+    (MsgClass.RKM, Rkm.REG_REQ): _reg_req,
+    (MsgClass.RKM, Rkm.REG_RSP): _reg_rsp,
+    (MsgClass.RKM, Rkm.DEREG_REQ): _dereg_req,
+    (MsgClass.RKM, Rkm.DEREG_RSP): _ignore,
+}
+
+
+def drain(assoc: M3uaAssociation) -> tuple[list[Outgoing], list[Event]]:
+    """Take everything the machine produced since the last call."""
+    out = list(assoc.outgoing)
+    events = list(assoc.events)
+    assoc.outgoing.clear()
+    assoc.events.clear()
+    return out, events
+
+
+__all__: Sequence[str] = [
+    "AspState", "AssociationConfig", "AssociationLost", "DataReceived", "DestinationState", "ErrorReceived",
+    "M3uaAssociation", "Notified", "Outgoing", "ProtocolErrorSent", "Registered", "Role", "StateChanged", "drain",
+]  # fmt: skip
