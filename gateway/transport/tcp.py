@@ -1,0 +1,143 @@
+"""M3UA over TCP: the asyncio shell around :class:`gateway.stack.m3ua_asp.M3uaAssociation`.
+
+TCP has no message boundaries: :class:`gateway.codecs.m3ua_framer.Framer` cuts the stream by the M3UA header
+length. A length it cannot resynchronise from is answered with an ERR (protocol error) and the connection is
+closed; the server keeps accepting others. The client reconnects with exponential backoff and jitter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+from collections.abc import Callable
+from typing import Any
+
+from gateway.codecs.errors import M3uaError
+from gateway.codecs.m3ua_framer import Framer
+from gateway.stack.m3ua_asp import AssociationConfig, AssociationLost, Event, M3uaAssociation, drain
+
+EventSink = Callable[[M3uaAssociation, Event], None]
+
+
+class M3uaTcpProtocol(asyncio.Protocol):
+    """One TCP connection carrying one M3UA association."""
+
+    def __init__(self, association: M3uaAssociation, on_event: EventSink, *, max_message: int = 65536) -> None:
+        self.association = association
+        self.on_event = on_event
+        self.framer = Framer(max_message)
+        self.transport: asyncio.Transport | None = None
+        self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._timer: asyncio.TimerHandle | None = None
+
+    # asyncio.Protocol
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        self.association.connection_made(self._now())
+        self._after_input()
+
+    def data_received(self, data: bytes) -> None:
+        now = self._now()
+        try:
+            messages = self.framer.feed(data)
+        except M3uaError as exc:
+            # RFC 4666 §3.8.1 protocol error: tell the peer, then drop a stream we cannot resynchronise.
+            self.association._protocol_error(exc.error_code, str(exc), exc.diagnostic)
+            self._after_input()
+            if self.transport is not None:
+                self.transport.close()
+            return
+        for message in messages:
+            self.association.receive(message, now)
+        self._after_input()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self.association.connection_lost()
+        _, events = drain(self.association)
+        for event in events:
+            self.on_event(self.association, event)
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+    # shell
+    def send_data(self, opc: int, dpc: int, sls: int, payload: bytes) -> bool:
+        ok = self.association.send_data(opc, dpc, sls, payload)
+        self._after_input()
+        return ok
+
+    def _now(self) -> float:
+        return asyncio.get_running_loop().time()
+
+    def _after_input(self) -> None:
+        out, events = drain(self.association)
+        if self.transport is not None and not self.transport.is_closing():
+            for item in out:
+                self.transport.write(item.data)  # TCP: one stream, the SCTP stream number does not apply
+        for event in events:
+            self.on_event(self.association, event)
+            if isinstance(event, AssociationLost) and self.transport is not None:
+                self.transport.close()
+        self._arm_timer()
+
+    def _arm_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        deadline = self.association.next_deadline()
+        if deadline is not None:
+            self._timer = asyncio.get_running_loop().call_at(deadline, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self.association.handle_timer(self._now())
+        self._after_input()
+
+
+async def serve(host: str, port: int, config: AssociationConfig, on_event: EventSink,
+                on_connection: Callable[[M3uaTcpProtocol], None] | None = None) -> asyncio.Server:  # fmt: skip
+    """Accept ASPs (SG/IPSP role): each connection gets its own association built from ``config``."""
+
+    def factory() -> M3uaTcpProtocol:
+        proto = M3uaTcpProtocol(M3uaAssociation(config), on_event)
+        if on_connection is not None:
+            on_connection(proto)
+        return proto
+
+    return await asyncio.get_running_loop().create_server(factory, host, port)
+
+
+async def run_client(host: str, port: int, config: AssociationConfig, on_event: EventSink, *,
+                     on_connection: Callable[[M3uaTcpProtocol], None] | None = None,
+                     backoff_initial: float = 0.5, backoff_max: float = 30.0,
+                     stop: asyncio.Event | None = None) -> None:  # fmt: skip
+    """Keep one ASP association to an SG/STP up: connect, run until lost, reconnect with exponential backoff and
+    full jitter (so that several gateways do not reconnect in step after an STP restart)."""
+    loop = asyncio.get_running_loop()
+    stop = stop or asyncio.Event()
+    association = M3uaAssociation(config)
+    delay = backoff_initial
+    while not stop.is_set():
+        try:
+            _, proto = await loop.create_connection(lambda: M3uaTcpProtocol(association, on_event), host, port)
+        except OSError:
+            proto = None
+        if proto is not None:
+            delay = backoff_initial
+            if on_connection is not None:
+                on_connection(proto)
+            stopper: asyncio.Future[Any] = asyncio.ensure_future(stop.wait())
+            waiting: list[asyncio.Future[Any]] = [proto.closed, stopper]
+            await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+            stopper.cancel()
+            if stop.is_set():
+                if proto.transport is not None:
+                    proto.transport.close()
+                await proto.closed
+                return
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=random.uniform(0, delay))
+        delay = min(delay * 2, backoff_max)
