@@ -1,0 +1,372 @@
+"""The TCAP dialogue table: Q.774 transaction and component sub-layers for the gateway's side, sans-I/O.
+
+Input: TCAP octets with an opaque peer (the SCCP calling address) and ``now``; the TC-user's requests (begin,
+continue, end, abort). Output: ``outgoing`` (peer, TCAP octets) and ``events`` for the TC-user (the MAP layer),
+and :meth:`next_deadline` for the shell's timer.
+
+What the table answers by itself, as Q.774 §3.2 requires:
+- a malformed transaction portion -> P-Abort with its cause (to the otid when it could be read);
+- a Continue or Abort for an unknown dtid -> P-Abort unrecognizedTransactionID (Continue) / discarded (Abort);
+- a Begin when the table is full -> P-Abort resourceLimitation;
+- a Begin with an application context the gateway does not support -> dialogue refused: U-Abort carrying an AARE
+  reject-permanent, dialogue-service-user application-context-name-not-supported (Q.773 §4.2.2);
+- a malformed component -> Reject (general problem) in a Continue of the same dialogue.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import deque
+from collections.abc import Hashable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from gateway.codecs import tcap
+from gateway.codecs.errors import PAbortCause, ProblemKind, ReturnResultProblem, TcapError
+from gateway.stack.tid import TidAllocator, TidSpaceExhaustedError, tid_bytes, tid_int
+from gateway.stack.timer_wheel import TimerHandle, TimerWheel
+
+Peer = Hashable  # the SCCP address the dialogue talks to; opaque here
+
+
+class DState(enum.Enum):
+    INITIAL_SENT = "initiation-sent"
+    INITIAL_RECEIVED = "initiation-received"
+    ACTIVE = "active"
+
+
+class Dialogue:
+    """One dialogue. Slotted: the table holds up to a million of them."""
+
+    __slots__ = ("ac", "did", "idle_timer", "invokes", "next_invoke", "peer", "remote", "started", "state",
+                 "user")  # fmt: skip
+
+    def __init__(self, did: int, peer: Peer, state: DState, ac: tuple[int, ...] | None, now: float) -> None:
+        self.did = did
+        self.peer = peer
+        self.state = state
+        self.ac = ac
+        self.remote: bytes | None = None
+        self.idle_timer: TimerHandle | None = None
+        self.invokes: dict[int, TimerHandle] | None = None  # pending invokes we sent, with their timers
+        self.next_invoke = 1
+        self.started = now
+        self.user: Any = None  # the TC-user's state (the MAP dialogue)
+
+
+# ---- events to the TC-user ----
+
+
+@dataclass(frozen=True, slots=True)
+class BeginIndication:
+    dialogue: Dialogue
+    ac: tuple[int, ...] | None
+    user_information: tuple[bytes, ...]
+    components: tuple[tcap.Component, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ContinueIndication:
+    dialogue: Dialogue
+    components: tuple[tcap.Component, ...]
+    accepted: bool = False  # the first Continue answering our Begin (AARE accepted, or none for AC v1)
+
+
+@dataclass(frozen=True, slots=True)
+class EndIndication:
+    dialogue: Dialogue
+    components: tuple[tcap.Component, ...]
+    user_information: tuple[bytes, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class AbortIndication:
+    """The dialogue ended abnormally: by the peer (P-Abort cause, U-Abort ABRT, or refusal AARE) or locally."""
+
+    dialogue: Dialogue
+    p_abort_cause: int | None = None
+    user_abort: tcap.Dialogue | None = None
+    local_reason: str | None = None  # "idle-timeout", "protocol-error" ...
+
+
+@dataclass(frozen=True, slots=True)
+class InvokeTimeout:
+    dialogue: Dialogue
+    invoke_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class Unhandled:
+    """Something the table answered or dropped by itself (for metrics and logs)."""
+
+    what: str
+    detail: str
+
+
+TableEvent = (BeginIndication | ContinueIndication | EndIndication | AbortIndication | InvokeTimeout
+              | Unhandled)  # fmt: skip
+
+
+class TableFullError(Exception):
+    """No room for a new dialogue (capacity or TID space)."""
+
+
+class DialogueTable:
+    def __init__(
+        self,
+        *,
+        supported_acs: Iterable[tuple[int, ...]],
+        capacity: int = 100_000,
+        idle_timeout: float = 120.0,
+        invoke_timeout: float = 30.0,
+        tid_prefix: int = 0,
+        tid_prefix_bits: int = 0,
+        resolution: float = 0.05,
+        now: float = 0.0,
+    ) -> None:
+        self.supported_acs = frozenset(supported_acs)
+        self.capacity = capacity
+        self.idle_timeout = idle_timeout
+        self.invoke_timeout = invoke_timeout
+        self.tids = TidAllocator(tid_prefix, tid_prefix_bits)
+        self.timers: TimerWheel[tuple[int, int]] = TimerWheel(resolution, now)  # (did, invoke id or -1)
+        self.dialogues: dict[int, Dialogue] = {}
+        self.outgoing: deque[tuple[Peer, bytes]] = deque()
+        self.events: deque[TableEvent] = deque()
+
+    def __len__(self) -> int:
+        return len(self.dialogues)
+
+    # ---- from the network ----
+
+    def receive(self, data: bytes, peer: Peer, now: float) -> None:
+        try:
+            msg = tcap.decode(data)
+        except TcapError as exc:
+            self._on_error(exc, peer, now)
+            return
+        if isinstance(msg, tcap.Begin):
+            self._on_begin(msg, peer, now)
+        elif isinstance(msg, tcap.Continue):
+            d = self._lookup(msg.dtid)
+            if d is None:
+                self._p_abort(peer, msg.otid, PAbortCause.UNRECOGNIZED_TRANSACTION_ID, "Continue for unknown dtid")
+                return
+            accepted = False
+            if d.state is DState.INITIAL_SENT:
+                d.remote = msg.otid
+                dlg = msg.dialogue
+                if isinstance(dlg, tcap.Aare) and dlg.result != tcap.ACCEPTED:
+                    self._release(d)
+                    self.events.append(AbortIndication(d, user_abort=dlg))
+                    return
+                d.state = DState.ACTIVE
+                accepted = True
+            d.peer = peer  # the peer may answer from another GT of its pool (Q.714 §4.1.1 note)
+            self._touch(d, now)
+            self._results(d, msg.components)
+            self.events.append(ContinueIndication(d, msg.components, accepted))
+        elif isinstance(msg, tcap.End):
+            d = self._lookup(msg.dtid)
+            if d is None:
+                self.events.append(Unhandled("end-unknown-dtid", msg.dtid.hex()))
+                return
+            self._results(d, msg.components)
+            self._release(d)
+            dlg = msg.dialogue
+            if d.state is DState.INITIAL_SENT and isinstance(dlg, tcap.Aare) and dlg.result != tcap.ACCEPTED:
+                self.events.append(AbortIndication(d, user_abort=dlg))
+                return
+            ui = dlg.user_information if dlg is not None else ()
+            self.events.append(EndIndication(d, msg.components, ui))
+        elif isinstance(msg, tcap.Abort):
+            d = self._lookup(msg.dtid)
+            if d is None:
+                self.events.append(Unhandled("abort-unknown-dtid", msg.dtid.hex()))
+                return
+            self._release(d)
+            self.events.append(AbortIndication(d, msg.p_abort_cause, msg.dialogue))
+        else:
+            self.events.append(Unhandled("unidirectional", repr(msg.components)[:80]))
+
+    def _on_begin(self, msg: tcap.Begin, peer: Peer, now: float) -> None:
+        ac = msg.dialogue.application_context if isinstance(msg.dialogue, tcap.Aarq) else None
+        if ac is not None and ac not in self.supported_acs:
+            # Q.773 §4.2.2 / TS 29.002 §15.1: refuse with AARE reject-permanent, AC name not supported, and the
+            # AC we would accept for this operation family when there is one of the same family.
+            offer = next((a for a in sorted(self.supported_acs, reverse=True) if a[:-1] == ac[:-1]), ac)
+            refusal = tcap.Aare(offer, tcap.REJECT_PERMANENT, tcap.DIAG_USER, tcap.DIAG_AC_NOT_SUPPORTED)
+            self.outgoing.append((peer, tcap.encode(tcap.Abort(msg.otid, None, refusal))))
+            self.events.append(Unhandled("ac-not-supported", ".".join(map(str, ac))))
+            return
+        try:
+            d = self._new(peer, DState.INITIAL_RECEIVED, ac, now)
+        except TableFullError as exc:
+            self._p_abort(peer, msg.otid, PAbortCause.RESOURCE_LIMITATION, str(exc))
+            return
+        d.remote = msg.otid
+        ui = msg.dialogue.user_information if isinstance(msg.dialogue, tcap.Aarq) else ()
+        self.events.append(BeginIndication(d, ac, ui, msg.components))
+
+    def _on_error(self, exc: TcapError, peer: Peer, now: float) -> None:
+        if exc.reject is not None and isinstance(exc.partial, tcap.Begin | tcap.Continue):
+            # A bad component inside a good transaction: handle the good part, then Reject the bad component.
+            self.receive(tcap.encode(exc.partial), peer, now)
+            local = exc.partial.dtid if isinstance(exc.partial, tcap.Continue) else None
+            d = self._lookup(local) if local is not None else self._by_remote(exc.partial.otid, peer)
+            if d is not None and d.remote is not None:
+                kind, code = exc.reject
+                reject = tcap.Reject(exc.invoke_id, kind, code)
+                self._send_continue(d, (reject,))
+            return
+        if exc.p_abort_cause is not None and exc.otid is not None:
+            self._p_abort(peer, exc.otid, exc.p_abort_cause, str(exc))
+            if exc.dtid is not None and (d := self._lookup(exc.dtid)) is not None:
+                self._release(d)
+                self.events.append(AbortIndication(d, local_reason="protocol-error"))
+            return
+        if exc.dtid is not None and (d := self._lookup(exc.dtid)) is not None:
+            # No otid to answer to (End/Abort): the dialogue is over for us; tell the TC-user.
+            self._release(d)
+            self.events.append(AbortIndication(d, local_reason="protocol-error"))
+            return
+        self.events.append(Unhandled("discarded", str(exc)))
+
+    # ---- from the TC-user ----
+
+    def begin(self, peer: Peer, ac: tuple[int, ...], components: tuple[tcap.Component, ...],
+              user_information: tuple[bytes, ...] = (), now: float = 0.0) -> Dialogue:  # fmt: skip
+        d = self._new(peer, DState.INITIAL_SENT, ac, now)
+        self._track_invokes(d, components, now)
+        msg = tcap.Begin(tid_bytes(d.did), tcap.Aarq(ac, user_information), components)
+        self.outgoing.append((peer, tcap.encode(msg)))
+        return d
+
+    def new_invoke_id(self, d: Dialogue) -> int:
+        """An invoke ID not pending in this dialogue (Q.774 §3.2.2.1: 1..127 here, wrapping)."""
+        pending = d.invokes or {}
+        for _ in range(127):
+            iid = d.next_invoke
+            d.next_invoke = iid % 127 + 1
+            if iid not in pending:
+                return iid
+        raise TableFullError("127 invokes pending in one dialogue")
+
+    def continue_(self, d: Dialogue, components: tuple[tcap.Component, ...], now: float = 0.0) -> None:
+        self._track_invokes(d, components, now)
+        self._touch(d, now)
+        self._send_continue(d, components)
+
+    def end(self, d: Dialogue, components: tuple[tcap.Component, ...] = (),
+            user_information: tuple[bytes, ...] = ()) -> None:  # fmt: skip
+        if d.remote is None:
+            self._release(d)  # prearranged end of a dialogue the peer never answered: nothing to send
+            return
+        dialogue = None
+        if d.state is DState.INITIAL_RECEIVED and d.ac is not None:
+            dialogue = tcap.Aare(d.ac, user_information=user_information)
+        self.outgoing.append((d.peer, tcap.encode(tcap.End(d.remote, dialogue, components))))
+        self._release(d)
+
+    def u_abort(self, d: Dialogue, user_information: tuple[bytes, ...] = ()) -> None:
+        if d.remote is not None:
+            abrt: tcap.Dialogue = tcap.Abrt(tcap.ABORT_SOURCE_USER, user_information)
+            self.outgoing.append((d.peer, tcap.encode(tcap.Abort(d.remote, None, abrt))))
+        self._release(d)
+
+    # ---- time ----
+
+    def handle_timer(self, now: float) -> None:
+        for did, iid in self.timers.expire(now):
+            d = self.dialogues.get(did)
+            if d is None:
+                continue
+            if iid < 0:
+                d.idle_timer = None
+                self.u_abort(d)
+                self.events.append(AbortIndication(d, local_reason="idle-timeout"))
+            elif d.invokes is not None and d.invokes.pop(iid, None) is not None:
+                self.events.append(InvokeTimeout(d, iid))
+
+    def next_deadline(self) -> float | None:
+        return self.timers.next_deadline()
+
+    # ---- internals ----
+
+    def _new(self, peer: Peer, state: DState, ac: tuple[int, ...] | None, now: float) -> Dialogue:
+        if len(self.dialogues) >= self.capacity:
+            raise TableFullError(f"{self.capacity} dialogues in progress")
+        try:
+            did = self.tids.allocate()
+        except TidSpaceExhaustedError as exc:
+            raise TableFullError(str(exc)) from None
+        d = Dialogue(did, peer, state, ac, now)
+        self.dialogues[did] = d
+        d.idle_timer = self.timers.schedule(now + self.idle_timeout, (did, -1))
+        return d
+
+    def _lookup(self, dtid: bytes | None) -> Dialogue | None:
+        if dtid is None or len(dtid) != 4:
+            return None
+        return self.dialogues.get(tid_int(dtid))
+
+    def _by_remote(self, otid: bytes, peer: Peer) -> Dialogue | None:
+        for d in reversed(self.dialogues.values()):  # the newest: a Begin just handled
+            if d.remote == otid and d.peer == peer:
+                return d
+        return None
+
+    def _touch(self, d: Dialogue, now: float) -> None:
+        if d.idle_timer is not None:
+            self.timers.cancel(d.idle_timer)
+        d.idle_timer = self.timers.schedule(now + self.idle_timeout, (d.did, -1))
+
+    def _track_invokes(self, d: Dialogue, components: tuple[tcap.Component, ...], now: float) -> None:
+        for c in components:
+            if isinstance(c, tcap.Invoke):
+                if d.invokes is None:
+                    d.invokes = {}
+                d.invokes[c.invoke_id] = self.timers.schedule(now + self.invoke_timeout, (d.did, c.invoke_id))
+
+    def _results(self, d: Dialogue, components: tuple[tcap.Component, ...]) -> None:
+        if not d.invokes:
+            unexpected = [c for c in components if isinstance(c, tcap.ReturnResult | tcap.ReturnError)]
+        else:
+            unexpected = []
+            for c in components:
+                if isinstance(c, tcap.ReturnResult | tcap.ReturnError):
+                    handle = d.invokes.get(c.invoke_id)
+                    if handle is None:
+                        unexpected.append(c)
+                    elif not isinstance(c, tcap.ReturnResult) or c.last:
+                        self.timers.cancel(handle)
+                        del d.invokes[c.invoke_id]
+        for c in unexpected:
+            self.events.append(Unhandled("result-for-unknown-invoke", f"invoke id {c.invoke_id}"))
+            if d.remote is not None and d.did in self.dialogues:
+                kind = ProblemKind.RETURN_RESULT if isinstance(c, tcap.ReturnResult) else ProblemKind.RETURN_ERROR
+                self._send_continue(d, (tcap.Reject(c.invoke_id, kind, ReturnResultProblem.UNRECOGNIZED_INVOKE_ID),))
+
+    def _send_continue(self, d: Dialogue, components: tuple[tcap.Component, ...]) -> None:
+        assert d.remote is not None, "the peer's transaction ID is not known yet"
+        dialogue = None
+        if d.state is DState.INITIAL_RECEIVED:
+            dialogue = tcap.Aare(d.ac) if d.ac is not None else None  # the first answer accepts the dialogue
+            d.state = DState.ACTIVE
+        self.outgoing.append((d.peer, tcap.encode(tcap.Continue(tid_bytes(d.did), d.remote, dialogue, components))))
+
+    def _p_abort(self, peer: Peer, otid: bytes, cause: int, detail: str) -> None:
+        self.outgoing.append((peer, tcap.encode(tcap.Abort(otid, cause))))
+        self.events.append(Unhandled(f"p-abort-{PAbortCause(cause).name.lower()}", detail))
+
+    def _release(self, d: Dialogue) -> None:
+        if self.dialogues.pop(d.did, None) is None:
+            return
+        if d.idle_timer is not None:
+            self.timers.cancel(d.idle_timer)
+            d.idle_timer = None
+        if d.invokes:
+            for handle in d.invokes.values():
+                self.timers.cancel(handle)
+            d.invokes = None
+        self.tids.release(d.did)
