@@ -1,0 +1,88 @@
+"""Interop with osmo-stp 2.x (M3UA over TCP): our ASPs register dynamically, exchange DATA through the STP, and
+survive the STP being restarted (reconnect, re-register, traffic resumes)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+
+import pytest
+
+from gateway.codecs import m3ua
+from gateway.stack.m3ua_asp import AspState, AssociationConfig, DataReceived, Event, M3uaAssociation, Role
+from gateway.transport.tcp import M3uaTcpProtocol, run_client
+from tests.support.osmo_stp import OsmoStp, free_port, pc
+
+pytestmark = pytest.mark.interop
+
+GW_PC = pc(0, 0, 1)
+NET_PC = pc(0, 0, 2)
+
+
+@pytest.fixture
+def stp() -> Iterator[OsmoStp]:
+    server = OsmoStp(free_port()).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+async def wait_for(predicate, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while not predicate():
+        if loop.time() > end:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.02)
+
+
+async def test_two_asps_exchange_data_and_survive_restart(stp: OsmoStp) -> None:
+    received: dict[str, list[bytes]] = {"gw": [], "net": []}
+    conns: dict[str, list[M3uaTcpProtocol]] = {"gw": [], "net": []}
+
+    def sink(assoc: M3uaAssociation, event: Event) -> None:
+        if isinstance(event, DataReceived):
+            received[assoc.config.name].append(event.data.data)
+
+    stops = {"gw": asyncio.Event(), "net": asyncio.Event()}
+    tasks: dict[str, asyncio.Task[None]] = {}
+
+    def start(name: str, own_pc: int, rk_id: int) -> None:
+        stops[name] = asyncio.Event()
+        cfg = AssociationConfig(name=name, role=Role.ASP, routing_keys=(m3ua.RoutingKey(rk_id, own_pc),),
+                                traffic_mode=m3ua.TrafficMode.OVERRIDE, beat_interval=1.0, ack_timeout=1.0)
+        tasks[name] = asyncio.create_task(run_client("127.0.0.1", stp.port, cfg, sink,
+                                                     on_connection=conns[name].append, backoff_initial=0.1,
+                                                     backoff_max=0.5, stop=stops[name]))  # fmt: skip
+
+    start("gw", GW_PC, 1)
+    start("net", NET_PC, 2)
+
+    def active(name: str) -> bool:
+        return bool(conns[name]) and conns[name][-1].association.state is AspState.ACTIVE
+
+    try:
+        await wait_for(lambda: active("gw") and active("net"))
+        assert conns["gw"][-1].send_data(GW_PC, NET_PC, 1, b"gw->net via osmo-stp")
+        assert conns["net"][-1].send_data(NET_PC, GW_PC, 2, b"net->gw via osmo-stp")
+        await wait_for(lambda: received["net"] and received["gw"])
+        assert received == {"net": [b"gw->net via osmo-stp"], "gw": [b"net->gw via osmo-stp"]}
+        # osmo-stp restarts: both reconnect, register again and traffic resumes.
+        await asyncio.get_running_loop().run_in_executor(None, stp.restart)
+        await wait_for(lambda: len(conns["gw"]) >= 2 and len(conns["net"]) >= 2 and active("gw") and active("net"))
+        assert conns["gw"][-1].send_data(GW_PC, NET_PC, 3, b"after restart")
+        await wait_for(lambda: len(received["net"]) == 2)
+        assert received["net"][-1] == b"after restart"
+        # The network side goes away: osmo-stp tells the gateway its point code is unavailable (DUNA), and
+        # available again (DAVA) when it comes back.
+        gw = conns["gw"][-1].association
+        stops["net"].set()
+        await tasks["net"]
+        await wait_for(lambda: NET_PC in gw.unavailable)
+        start("net", NET_PC, 2)
+        await wait_for(lambda: active("net") and NET_PC not in gw.unavailable)
+    finally:
+        for event in stops.values():
+            event.set()
+        await asyncio.wait_for(asyncio.gather(*tasks.values()), 10)
