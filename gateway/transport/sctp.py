@@ -1,0 +1,194 @@
+"""M3UA over SCTP (RFC 4666 §1.3.1): the same association state machine as over TCP, on a kernel SCTP socket.
+
+SCTP keeps message boundaries, so there is no framer: one recvmsg is one M3UA message. Each message carries the
+payload protocol identifier 3 (M3UA) and a stream: management on stream 0, DATA on the stream the association
+chose from the SLS. The stdlib socket module is enough: ``sendmsg`` with an SCTP_SNDINFO control message and
+``recvmsg`` with SCTP_RCVINFO (RFC 6458 §5.3.4/§5.3.5). This machine's kernel has no SCTP; the tests run this
+module under User-Mode Linux (tests/support/uml.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import socket
+import struct
+from collections.abc import Callable
+from typing import Any
+
+from gateway.stack.m3ua_asp import AssociationConfig, AssociationLost, Event, M3uaAssociation, drain
+
+IPPROTO_SCTP = 132
+SCTP_INITMSG = 2  # sockopt: struct sctp_initmsg
+SCTP_NODELAY = 3
+SCTP_RECVRCVINFO = 32  # sockopt: deliver SCTP_RCVINFO with each message
+SCTP_SNDINFO = 2  # cmsg type (RFC 6458 §5.3.4)
+SCTP_RCVINFO = 3  # cmsg type (RFC 6458 §5.3.5)
+M3UA_PPID = 3
+STREAMS = 17  # stream 0 for management + 16 for DATA (1 + SLS mod 16)
+
+_SNDINFO = struct.Struct("=HHIIi")  # snd_sid, snd_flags, snd_ppid (network order), snd_context, snd_assoc_id
+_RCVINFO = struct.Struct("=HHHxxIIIIi")  # sid, ssn, flags, (pad), ppid, tsn, cumtsn, context, assoc_id
+
+EventSink = Callable[[M3uaAssociation, Event], None]
+
+
+def sctp_socket() -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, IPPROTO_SCTP)
+    sock.setsockopt(IPPROTO_SCTP, SCTP_INITMSG, struct.pack("=HHHH", STREAMS, STREAMS, 4, 0))
+    sock.setsockopt(IPPROTO_SCTP, SCTP_RECVRCVINFO, 1)
+    sock.setsockopt(IPPROTO_SCTP, SCTP_NODELAY, 1)
+    return sock
+
+
+def send_m3ua(sock: socket.socket, data: bytes, stream: int) -> None:
+    info = _SNDINFO.pack(stream, 0, socket.htonl(M3UA_PPID), 0, 0)
+    sock.sendmsg([data], [(IPPROTO_SCTP, SCTP_SNDINFO, info)])
+
+
+def parse_rcvinfo(ancdata: list[tuple[int, int, bytes]]) -> tuple[int, int] | None:
+    """(stream, ppid) from the control messages of a recvmsg, when present."""
+    for level, kind, value in ancdata:
+        if level == IPPROTO_SCTP and kind == SCTP_RCVINFO and len(value) >= _RCVINFO.size:
+            sid, _ssn, _flags, ppid, *_ = _RCVINFO.unpack_from(value)
+            return sid, socket.ntohl(ppid)
+    return None
+
+
+class M3uaSctpConnection:
+    """One SCTP association carrying one M3UA association, driven by the event loop's reader callbacks."""
+
+    def __init__(self, sock: socket.socket, association: M3uaAssociation, on_event: EventSink) -> None:
+        self.sock = sock
+        self.association = association
+        self.on_event = on_event
+        self.loop = asyncio.get_running_loop()
+        self.closed: asyncio.Future[None] = self.loop.create_future()
+        self.received_streams: list[tuple[int, int]] = []  # (stream, ppid) of the last messages, for tests/metrics
+        self._timer: asyncio.TimerHandle | None = None
+        sock.setblocking(False)
+        self.loop.add_reader(sock.fileno(), self._readable)
+        association.connection_made(self.loop.time())
+        self._after_input()
+
+    def send_data(self, opc: int, dpc: int, sls: int, payload: bytes) -> bool:
+        ok = self.association.send_data(opc, dpc, sls, payload)
+        self._after_input()
+        return ok
+
+    def close(self) -> None:
+        if self.closed.done():
+            return
+        self.loop.remove_reader(self.sock.fileno())
+        if self._timer is not None:
+            self._timer.cancel()
+        with contextlib.suppress(OSError):
+            self.sock.close()
+        self.association.connection_lost()
+        self._deliver_events()
+        self.closed.set_result(None)
+
+    def _readable(self) -> None:
+        try:
+            data, ancdata, _flags, _addr = self.sock.recvmsg(65536, socket.CMSG_SPACE(_RCVINFO.size))
+        except BlockingIOError:
+            return
+        except OSError:
+            self.close()
+            return
+        if not data:
+            self.close()
+            return
+        info = parse_rcvinfo(ancdata)
+        if info is not None:
+            self.received_streams.append(info)
+            del self.received_streams[:-64]
+        self.association.receive(data, self.loop.time())
+        self._after_input()
+
+    def _deliver_events(self) -> list[Event]:
+        _, events = drain(self.association)
+        for event in events:
+            self.on_event(self.association, event)
+        return events
+
+    def _after_input(self) -> None:
+        out = list(self.association.outgoing)
+        self.association.outgoing.clear()
+        for item in out:
+            try:
+                send_m3ua(self.sock, item.data, item.stream)
+            except OSError:
+                self.close()
+                return
+        if any(isinstance(e, AssociationLost) for e in self._deliver_events()):
+            self.close()
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        deadline = self.association.next_deadline()
+        if deadline is not None:
+            self._timer = self.loop.call_at(deadline, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        if not self.closed.done():
+            self.association.handle_timer(self.loop.time())
+            self._after_input()
+
+
+async def serve(host: str, port: int, config: AssociationConfig, on_event: EventSink,
+                on_connection: Callable[[M3uaSctpConnection], None] | None = None) -> socket.socket:  # fmt: skip
+    """Accept ASPs over SCTP (SG/IPSP role). Returns the listening socket (close it to stop)."""
+    loop = asyncio.get_running_loop()
+    listener = sctp_socket()
+    listener.bind((host, port))
+    listener.listen(16)
+    listener.setblocking(False)
+
+    def accept() -> None:
+        try:
+            conn, _ = listener.accept()
+        except BlockingIOError:
+            return
+        proto = M3uaSctpConnection(conn, M3uaAssociation(config), on_event)
+        if on_connection is not None:
+            on_connection(proto)
+
+    loop.add_reader(listener.fileno(), accept)
+    return listener
+
+
+async def run_client(host: str, port: int, config: AssociationConfig, on_event: EventSink, *,
+                     on_connection: Callable[[M3uaSctpConnection], None] | None = None,
+                     backoff_initial: float = 0.5, backoff_max: float = 30.0,
+                     stop: asyncio.Event | None = None) -> None:  # fmt: skip
+    """Keep one ASP association up over SCTP, reconnecting with exponential backoff and full jitter."""
+    loop = asyncio.get_running_loop()
+    stop = stop or asyncio.Event()
+    association = M3uaAssociation(config)
+    delay = backoff_initial
+    while not stop.is_set():
+        sock = sctp_socket()
+        sock.setblocking(False)
+        try:
+            await loop.sock_connect(sock, (host, port))
+        except OSError:
+            sock.close()
+        else:
+            delay = backoff_initial
+            conn = M3uaSctpConnection(sock, association, on_event)
+            if on_connection is not None:
+                on_connection(conn)
+            stopper: asyncio.Future[Any] = asyncio.ensure_future(stop.wait())
+            waiting: list[asyncio.Future[Any]] = [conn.closed, stopper]
+            await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+            stopper.cancel()
+            if stop.is_set():
+                conn.close()
+                return
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=random.uniform(0, delay))
+        delay = min(delay * 2, backoff_max)

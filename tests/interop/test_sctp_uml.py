@@ -1,0 +1,24 @@
+"""M3UA over kernel SCTP, under User-Mode Linux (this machine's kernel has no SCTP): association up, DATA both
+ways with PPID 3 and per-SLS streams, heartbeats, peer loss and reconnection."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.support.uml import run_in_uml
+
+pytestmark = pytest.mark.interop
+
+SCENARIO = Path(__file__).with_name("uml_sctp_scenario.py")
+
+
+def test_m3ua_over_kernel_sctp(tmp_path: Path) -> None:
+    status, output = run_in_uml(SCENARIO, tmp_path)
+    lines = [line for line in output.splitlines() if line.startswith("{")]
+    assert lines, f"no report from the guest: {output[-3000:]}"
+    report = json.loads(lines[-1])
+    assert all(report.values()), report
+    assert status == 0, output[-3000:]
