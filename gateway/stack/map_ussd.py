@@ -1,0 +1,361 @@
+"""MAP USSD dialogues (TS 29.002 §14.7 / TS 24.090 flows), sans-I/O, on top of the TCAP dialogue table.
+
+Pull (mobile-initiated): TC-BEGIN processUnstructuredSS-Request (59) from the MSC/VLR, or relayed by the HLR
+(gateway addressed as gsmSCF, IMSI in MAP-OpenInfo destinationReference); then any number of
+unstructuredSS-Request (60) exchanges; the final text as the USSD-Res of the 59 invoke in TC-END.
+
+Push (network-initiated): sendRoutingInfoForSM (45) to the HLR for the IMSI and serving MSC/VLR number, then a
+TC-BEGIN to that MSC/VLR with MAP-OpenInfo (IMSI, gateway GT) and unstructuredSS-Notify (61: the result is the
+handset's acknowledgement) or unstructuredSS-Request (60: the result carries the answer).
+
+The application (routing, HTTP, push store) sees only the events below; it calls :meth:`UssdService.reply`,
+:meth:`UssdService.finish`, :meth:`UssdService.abort` and :meth:`UssdService.push`.
+"""
+
+from __future__ import annotations
+
+import enum
+import itertools
+from collections import deque
+from dataclasses import dataclass, field
+
+from gateway.codecs import map as M  # noqa: N812 - M for MAP reads like the spec's tables
+from gateway.codecs import tcap, ussd_string
+from gateway.codecs.errors import CodecError, InvokeProblem, ProblemKind
+from gateway.codecs.map_address import AddressString, Plan
+from gateway.codecs.sccp import SccpAddress
+from gateway.stack.tcap_table import (
+    AbortIndication,
+    BeginIndication,
+    ContinueIndication,
+    Dialogue,
+    DialogueTable,
+    EndIndication,
+    InvokeTimeout,
+    TableEvent,
+    Unhandled,
+)
+
+USSD_AC = M.AC_NETWORK_UNSTRUCTURED_SS_V2
+
+
+class Mode(enum.Enum):
+    NOTIFY = 61  # unstructuredSS-Notify: flash text, acknowledged by the handset
+    REQUEST = 60  # unstructuredSS-Request: text with an answer
+
+
+# ---- events to the application ----
+
+
+@dataclass(frozen=True, slots=True)
+class SessionStarted:
+    session: int
+    text: str
+    dcs: int
+    msisdn: str | None
+    imsi: str | None  # when the HLR relayed the request (MAP-OpenInfo destinationReference)
+    peer: SccpAddress  # the MSC/VLR (or HLR) that sent it
+
+
+@dataclass(frozen=True, slots=True)
+class UserAnswered:
+    session: int
+    text: str
+    dcs: int
+
+
+@dataclass(frozen=True, slots=True)
+class SessionClosed:
+    """The dialogue is over. ``outcome``: completed, user-released, aborted, timeout, map-error, rejected."""
+
+    session: int
+    outcome: str
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class PushRouted:
+    push: int
+    imsi: str
+    vlr: str
+
+
+@dataclass(frozen=True, slots=True)
+class PushDelivered:
+    """The handset acknowledged a notify (61), or answered a request (60) with ``answer``."""
+
+    push: int
+    answer: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PushFailed:
+    push: int
+    stage: str  # "routing" (HLR) or "delivery" (MSC/VLR)
+    reason: str  # MAP error name, "aborted", "refused", "timeout", ...
+    error_code: int | None = None
+
+
+UssdEvent = SessionStarted | UserAnswered | SessionClosed | PushRouted | PushDelivered | PushFailed
+
+
+class _Kind(enum.Enum):
+    PULL = "pull"
+    SRI = "sri"
+    PUSH = "push"
+
+
+@dataclass(slots=True)
+class _State:
+    kind: _Kind
+    ident: int
+    invoke_59: int | None = None  # pull: the processUnstructuredSS-Request invoke to answer at the end
+    pending_60: int | None = None  # our outstanding unstructuredSS-Request
+    push_text: str = ""
+    push_mode: Mode = Mode.NOTIFY
+    msisdn: str = ""
+    hlr_ac: tuple[int, ...] = M.AC_SHORT_MSG_GATEWAY_V3
+
+
+@dataclass(slots=True)
+class UssdService:
+    """Pull and push USSD over a :class:`DialogueTable`. ``local`` is the gateway's own SCCP address."""
+
+    table: DialogueTable
+    local: SccpAddress
+    events: deque[UssdEvent] = field(default_factory=deque)
+    sessions: dict[int, Dialogue] = field(default_factory=dict)
+    pushes: dict[int, Dialogue] = field(default_factory=dict)
+    _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+
+    # ---- the table's events ----
+
+    def handle(self, event: TableEvent, now: float) -> None:
+        if isinstance(event, BeginIndication):
+            self._on_begin(event)
+            return
+        if isinstance(event, Unhandled):
+            return  # answered or dropped by the table itself: metrics only
+        d = event.dialogue
+        st = d.user
+        if not isinstance(st, _State):
+            return
+        if st.kind is _Kind.PULL:
+            self._pull_event(d, st, event)
+        elif st.kind is _Kind.SRI:
+            self._sri_event(d, st, event, now)
+        else:
+            self._push_event(d, st, event)
+
+    # ---- pull ----
+
+    def _on_begin(self, ev: BeginIndication) -> None:
+        d = ev.dialogue
+        invokes = [c for c in ev.components if isinstance(c, tcap.Invoke)]
+        if ev.ac != USSD_AC or len(invokes) != 1 or invokes[0].opcode != M.OP_PROCESS_USSR:
+            # An operation the gateway does not serve (TS 29.002 §15.6): reject it and end the dialogue.
+            iid = invokes[0].invoke_id if invokes else None
+            reject = tcap.Reject(iid, ProblemKind.INVOKE, InvokeProblem.UNRECOGNIZED_OPERATION)
+            self.table.end(d, (reject,) if iid is not None else ())
+            return
+        inv = invokes[0]
+        try:
+            arg = M.decode_ussd_arg(inv.parameter or b"")
+            text = ussd_string.decode(arg.dcs, arg.string)
+        except CodecError:
+            self.table.end(d, (tcap.Reject(inv.invoke_id, ProblemKind.INVOKE, InvokeProblem.MISTYPED_PARAMETER),))
+            return
+        imsi = None
+        open_info = M.find_map_dialogue(ev.user_information) if ev.user_information else None
+        if isinstance(open_info, M.MapOpen) and open_info.destination_reference is not None:
+            ref = open_info.destination_reference
+            if ref.plan == Plan.LAND_MOBILE:  # HLR relay: the IMSI, E.212 (captures/wiki_m2ua_ussd)
+                imsi = ref.digits
+        ident = next(self._ids)
+        d.user = _State(_Kind.PULL, ident, invoke_59=inv.invoke_id)
+        self.sessions[ident] = d
+        peer = d.peer if isinstance(d.peer, SccpAddress) else self.local
+        self.events.append(SessionStarted(ident, text, arg.dcs, arg.msisdn.digits if arg.msisdn else None, imsi,
+                                          peer))  # fmt: skip
+
+    def reply(self, session: int, text: str, now: float = 0.0) -> None:
+        """Show ``text`` and wait for the user's answer (unstructuredSS-Request, opcode 60)."""
+        d = self.sessions[session]
+        st: _State = d.user
+        iid = self.table.new_invoke_id(d)
+        st.pending_60 = iid
+        self.table.continue_(d, (tcap.Invoke(iid, M.OP_USSR, M.encode_ussd_arg(M.ussd_arg(text))),), now)
+
+    def finish(self, session: int, text: str) -> None:
+        """End the session with ``text`` (the USSD-Res of processUnstructuredSS-Request in TC-END)."""
+        d = self.sessions.pop(session)
+        st: _State = d.user
+        res = tcap.ReturnResult(st.invoke_59 or 1, M.OP_PROCESS_USSR, M.encode_ussd_res(M.ussd_res(text)))
+        self.table.end(d, (res,))
+        self.events.append(SessionClosed(session, "completed"))
+
+    def abort(self, session: int, outcome: str = "aborted") -> None:
+        """U-Abort the session (MAP-UserAbort userSpecificReason)."""
+        d = self.sessions.pop(session, None) or self.pushes.pop(session, None)
+        if d is None:
+            return
+        self.table.u_abort(d, (M.encode_dialogue_external(M.MapUserAbort()),))
+        self.events.append(SessionClosed(session, outcome))
+
+    def _pull_event(self, d: Dialogue, st: _State, ev: TableEvent) -> None:
+        sid = st.ident
+        if isinstance(ev, ContinueIndication):
+            for c in ev.components:
+                if isinstance(c, tcap.ReturnResult) and c.invoke_id == st.pending_60 and c.parameter is not None:
+                    st.pending_60 = None
+                    try:
+                        res = M.decode_ussd_res(c.parameter)
+                        text = ussd_string.decode(res.dcs, res.string)
+                    except CodecError:
+                        self.table.u_abort(d)
+                        self.sessions.pop(sid, None)
+                        self.events.append(SessionClosed(sid, "rejected", "mistyped USSD-Res"))
+                        return
+                    self.events.append(UserAnswered(sid, text, res.dcs))
+                elif isinstance(c, tcap.ReturnError):
+                    self._pull_failed(d, sid, c)
+                    return
+        elif isinstance(ev, EndIndication):
+            self.sessions.pop(sid, None)
+            err = next((c for c in ev.components if isinstance(c, tcap.ReturnError)), None)
+            if err is not None:
+                info = M.decode_error(err.error_code if isinstance(err.error_code, int) else -1, err.parameter)
+                self.events.append(SessionClosed(sid, "map-error", info.name))
+            else:
+                self.events.append(SessionClosed(sid, "user-released"))
+        elif isinstance(ev, AbortIndication):
+            self.sessions.pop(sid, None)
+            outcome = "timeout" if ev.local_reason == "idle-timeout" else "aborted"
+            self.events.append(SessionClosed(sid, outcome, _abort_detail(ev)))
+        elif isinstance(ev, InvokeTimeout):
+            self.sessions.pop(sid, None)
+            self.table.u_abort(d, (M.encode_dialogue_external(M.MapUserAbort()),))
+            self.events.append(SessionClosed(sid, "timeout", f"no answer to invoke {ev.invoke_id}"))
+
+    def _pull_failed(self, d: Dialogue, sid: int, err: tcap.ReturnError) -> None:
+        info = M.decode_error(err.error_code if isinstance(err.error_code, int) else -1, err.parameter)
+        self.sessions.pop(sid, None)
+        self.table.end(d)
+        self.events.append(SessionClosed(sid, "map-error", info.name))
+
+    # ---- push ----
+
+    def push(self, msisdn: str, text: str, *, hlr: SccpAddress, mode: Mode = Mode.NOTIFY, now: float = 0.0) -> int:
+        """Start a network-initiated push: SRI-for-SM to ``hlr`` first. Returns the push id of the events."""
+        ident = next(self._ids)
+        st = _State(_Kind.SRI, ident, push_text=text, push_mode=mode, msisdn=msisdn)
+        self._send_sri(st, hlr, now)
+        return ident
+
+    def _send_sri(self, st: _State, hlr: SccpAddress, now: float) -> None:
+        arg = M.RoutingInfoForSmArg(AddressString.e164(st.msisdn), True, AddressString.e164(self._local_gt()))
+        d = self.table.begin(hlr, st.hlr_ac, (tcap.Invoke(1, M.OP_SEND_ROUTING_INFO_FOR_SM,
+                                                          M.encode_sri_sm_arg(arg)),), now=now)  # fmt: skip
+        d.user = st
+        self.pushes[st.ident] = d
+
+    def _sri_event(self, d: Dialogue, st: _State, ev: TableEvent, now: float) -> None:
+        pid = st.ident
+        self.pushes.pop(pid, None)
+        if isinstance(ev, EndIndication | ContinueIndication):
+            for c in ev.components:
+                if isinstance(c, tcap.ReturnResult) and c.opcode == M.OP_SEND_ROUTING_INFO_FOR_SM:
+                    try:
+                        res = M.decode_sri_sm_res(c.parameter or b"")
+                    except CodecError as exc:
+                        self._fail(d, pid, "routing", f"mistyped RoutingInfoForSM-Res: {exc}", end=True)
+                        return
+                    if isinstance(ev, ContinueIndication):
+                        self.table.end(d)
+                    self.events.append(PushRouted(pid, res.imsi, res.network_node_number.digits))
+                    self._send_push(st, res, now)
+                    return
+                if isinstance(c, tcap.ReturnError):
+                    code = c.error_code if isinstance(c.error_code, int) else -1
+                    self._fail(d, pid, "routing", M.decode_error(code, c.parameter).name, code,
+                               end=isinstance(ev, ContinueIndication))  # fmt: skip
+                    return
+            self._fail(d, pid, "routing", "no result", end=isinstance(ev, ContinueIndication))
+        elif isinstance(ev, AbortIndication):
+            refusal = ev.user_abort
+            if isinstance(refusal, tcap.Aare) and st.hlr_ac == M.AC_SHORT_MSG_GATEWAY_V3:
+                st.hlr_ac = M.AC_SHORT_MSG_GATEWAY_V2  # TS 29.002 §15.1: fall back to the version the HLR has
+                peer = d.peer if isinstance(d.peer, SccpAddress) else self.local
+                self._send_sri(st, peer, now)
+                return
+            self.events.append(PushFailed(pid, "routing", "timeout" if ev.local_reason else "aborted"))
+        elif isinstance(ev, InvokeTimeout):
+            self._fail(d, pid, "routing", "timeout", abort=True)
+
+    def _send_push(self, st: _State, res: M.RoutingInfoForSmRes, now: float) -> None:
+        vlr = SccpAddress.gt_e164(res.network_node_number.digits, 7)  # VLR SSN (Q.713 Annex B)
+        open_info = M.encode_dialogue_external(M.MapOpen(AddressString.imsi(res.imsi),
+                                                         AddressString.e164(self._local_gt())))  # fmt: skip
+        arg = M.encode_ussd_arg(M.ussd_arg(st.push_text))
+        d = self.table.begin(vlr, USSD_AC, (tcap.Invoke(1, st.push_mode.value, arg),), (open_info,), now)
+        st.kind = _Kind.PUSH
+        d.user = st
+        self.pushes[st.ident] = d
+
+    def _push_event(self, d: Dialogue, st: _State, ev: TableEvent) -> None:
+        pid = st.ident
+        if isinstance(ev, EndIndication | ContinueIndication):
+            for c in ev.components:
+                if isinstance(c, tcap.ReturnResult) and c.invoke_id == 1:
+                    answer = None
+                    if st.push_mode is Mode.REQUEST and c.parameter is not None:
+                        try:
+                            res = M.decode_ussd_res(c.parameter)
+                            answer = ussd_string.decode(res.dcs, res.string)
+                        except CodecError as exc:
+                            self._fail(d, pid, "delivery", f"mistyped USSD-Res: {exc}",
+                                       end=isinstance(ev, ContinueIndication))  # fmt: skip
+                            return
+                    self.pushes.pop(pid, None)
+                    if isinstance(ev, ContinueIndication):
+                        self.table.end(d)
+                    self.events.append(PushDelivered(pid, answer))
+                    return
+                if isinstance(c, tcap.ReturnError):
+                    code = c.error_code if isinstance(c.error_code, int) else -1
+                    self._fail(d, pid, "delivery", M.decode_error(code, c.parameter).name, code,
+                               end=isinstance(ev, ContinueIndication))  # fmt: skip
+                    return
+            if isinstance(ev, EndIndication):
+                self._fail(d, pid, "delivery", "ended without a result")
+        elif isinstance(ev, AbortIndication):
+            self.pushes.pop(pid, None)
+            reason = "refused" if isinstance(ev.user_abort, tcap.Aare) else (
+                "timeout" if ev.local_reason == "idle-timeout" else "aborted")
+            self.events.append(PushFailed(pid, "delivery", reason))
+        elif isinstance(ev, InvokeTimeout):
+            self._fail(d, pid, "delivery", "timeout", abort=True)
+
+    def _fail(self, d: Dialogue, pid: int, stage: str, reason: str, code: int | None = None, *,
+              end: bool = False, abort: bool = False) -> None:  # fmt: skip
+        self.pushes.pop(pid, None)
+        if abort:
+            self.table.u_abort(d)
+        elif end and d.did in self.table.dialogues:
+            self.table.end(d)
+        self.events.append(PushFailed(pid, stage, reason, code))
+
+    def _local_gt(self) -> str:
+        return self.local.gt.digits if self.local.gt is not None else ""
+
+
+def _abort_detail(ev: AbortIndication) -> str:
+    if ev.local_reason:
+        return ev.local_reason
+    if ev.p_abort_cause is not None:
+        return f"p-abort {ev.p_abort_cause}"
+    if isinstance(ev.user_abort, tcap.Abrt | tcap.Aare) and ev.user_abort.user_information:
+        pdu = M.find_map_dialogue(ev.user_abort.user_information)
+        if pdu is not None:
+            return type(pdu).__name__
+    return "u-abort"
