@@ -23,7 +23,9 @@ EventSink = Callable[[M3uaAssociation, Event], None]
 class M3uaTcpProtocol(asyncio.Protocol):
     """One TCP connection carrying one M3UA association."""
 
-    def __init__(self, association: M3uaAssociation, on_event: EventSink, *, max_message: int = 65536) -> None:
+    def __init__(self, association: M3uaAssociation, on_event: EventSink, *, max_message: int = 65536,
+                 tap: Callable[[bytes, bool], None] | None = None) -> None:  # fmt: skip
+        self.tap = tap  # sees every whole M3UA message: (octets, sent by us) - for captures
         self.association = association
         self.on_event = on_event
         self.framer = Framer(max_message)
@@ -50,6 +52,8 @@ class M3uaTcpProtocol(asyncio.Protocol):
                 self.transport.close()
             return
         for message in messages:
+            if self.tap is not None:
+                self.tap(message, False)
             self.association.receive(message, now)
         self._after_input()
 
@@ -72,11 +76,17 @@ class M3uaTcpProtocol(asyncio.Protocol):
     def _now(self) -> float:
         return asyncio.get_running_loop().time()
 
+    def flush(self) -> None:
+        """Write what the association has queued (after the node above handed it DATA)."""
+        self._after_input()
+
     def _after_input(self) -> None:
         out, events = drain(self.association)
         if self.transport is not None and not self.transport.is_closing():
             for item in out:
                 self.transport.write(item.data)  # TCP: one stream, the SCTP stream number does not apply
+                if self.tap is not None:
+                    self.tap(item.data, True)
         for event in events:
             self.on_event(self.association, event)
             if isinstance(event, AssociationLost) and self.transport is not None:

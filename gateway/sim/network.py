@@ -1,0 +1,169 @@
+"""SS7 network simulator: an MSC/VLR with handsets and an HLR, on a :class:`SignallingNode` (sans-I/O).
+
+It is the gateway's test peer, the demo network and the load generator:
+- handsets dial service codes (:meth:`NetworkSim.dial`) and answer menus from a script;
+- the VLR acknowledges notifies, answers requests, or fails them (absentSubscriber, ussd-Busy,
+  illegalSubscriber ...) or stays silent (timeout), per subscriber;
+- the HLR answers SRI-for-SM with the IMSI and the VLR number, or with unknownSubscriber / absentSubscriberSM.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from gateway.codecs import map as M  # noqa: N812 - M for MAP
+from gateway.codecs import tcap
+from gateway.codecs.errors import CodecError
+from gateway.codecs.map_address import AddressString
+from gateway.codecs.sccp import SccpAddress
+from gateway.stack.node import SignallingNode
+from gateway.stack.tcap_table import (
+    AbortIndication,
+    BeginIndication,
+    ContinueIndication,
+    Dialogue,
+    EndIndication,
+    TableEvent,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Subscriber:
+    msisdn: str
+    imsi: str
+    # What the VLR does with a push: "ack" (notify acknowledged / request answered with ``answer``), "silent"
+    # (no answer: the gateway times out), or a MAP error code (e.g. 27 absentSubscriber, 72 ussd-Busy).
+    vlr_behaviour: str | int = "ack"
+    answer: str = "1"
+    hlr_error: int | None = None  # e.g. 1 unknownSubscriber, 6 absentSubscriberSM
+
+
+@dataclass(slots=True)
+class HandsetSession:
+    """What a handset saw: the menus, then the final text, or the error / abort (handset-ussd-api.txt)."""
+
+    msisdn: str
+    code: str
+    answers: list[str]
+    menus: list[str] = field(default_factory=list)
+    final: str | None = None
+    error: str | None = None
+    done: bool = False
+
+    @property
+    def status(self) -> str:
+        if not self.done:
+            return "reply-needed" if self.menus else "pending"
+        return "ended" if self.final is not None else "network-error"
+
+
+@dataclass(slots=True)
+class NetworkSim:
+    node: SignallingNode
+    gateway: SccpAddress  # where handsets' service codes go (the gateway's GT, gsmSCF)
+    subscribers: dict[str, Subscriber] = field(default_factory=dict)
+    sessions: dict[int, HandsetSession] = field(default_factory=dict)  # by dialogue id
+    pushes_received: list[tuple[str, str, int]] = field(default_factory=list)  # (imsi, text, opcode)
+    on_session_done: Callable[[HandsetSession], None] | None = None
+    _by_imsi: dict[str, Subscriber] = field(default_factory=dict)
+    _ids: itertools.count[int] = field(default_factory=itertools.count)
+
+    def add(self, sub: Subscriber) -> None:
+        self.subscribers[sub.msisdn] = sub
+        self._by_imsi[sub.imsi] = sub
+
+    def dial(self, msisdn: str, code: str, answers: list[str] | None = None, now: float = 0.0) -> HandsetSession:
+        arg = M.encode_ussd_arg(M.ussd_arg(code, msisdn=msisdn))
+        d = self.node.table.begin(self.gateway, M.AC_NETWORK_UNSTRUCTURED_SS_V2, (tcap.Invoke(1, 59, arg),),
+                                  now=now)  # fmt: skip
+        session = HandsetSession(msisdn, code, list(answers or []))
+        self.sessions[d.did] = session
+        return session
+
+    def handle(self, event: TableEvent, now: float) -> None:
+        if isinstance(event, BeginIndication):
+            self._network_begin(event, now)
+            return
+        d = getattr(event, "dialogue", None)
+        if d is None:
+            return
+        session = self.sessions.get(d.did)
+        if session is None:
+            return
+        if isinstance(event, ContinueIndication):
+            for c in event.components:
+                if isinstance(c, tcap.Invoke) and c.opcode == M.OP_USSR:
+                    session.menus.append(M.decode_ussd_arg(c.parameter or b"").text())
+                    if session.answers:
+                        res = M.encode_ussd_res(M.ussd_res(session.answers.pop(0)))
+                        self.node.table.continue_(d, (tcap.ReturnResult(c.invoke_id, M.OP_USSR, res),), now)
+                    else:  # the user presses cancel
+                        self.node.table.u_abort(d)
+                        self._done(d, session, error="user-cancelled")
+        elif isinstance(event, EndIndication):
+            for c in event.components:
+                if isinstance(c, tcap.ReturnResult) and c.parameter is not None:
+                    session.final = M.decode_ussd_res(c.parameter).text()
+                elif isinstance(c, tcap.ReturnError):
+                    session.error = M.decode_error(c.error_code if isinstance(c.error_code, int) else -1,
+                                                   c.parameter).name  # fmt: skip
+            self._done(d, session)
+        elif isinstance(event, AbortIndication):
+            self._done(d, session, error=event.local_reason or "aborted")
+
+    def _done(self, d: Dialogue, session: HandsetSession, error: str | None = None) -> None:
+        if error is not None:
+            session.error = error
+        session.done = True
+        self.sessions.pop(d.did, None)
+        if self.on_session_done is not None:
+            self.on_session_done(session)
+
+    def _network_begin(self, ev: BeginIndication, now: float) -> None:
+        d = ev.dialogue
+        inv = next((c for c in ev.components if isinstance(c, tcap.Invoke)), None)
+        if inv is None:
+            self.node.table.end(d)
+            return
+        if inv.opcode == M.OP_SEND_ROUTING_INFO_FOR_SM:  # the HLR
+            try:
+                msisdn = M.decode_sri_sm_arg(inv.parameter or b"").msisdn.digits
+            except CodecError:
+                self.node.table.end(d, (tcap.Reject(inv.invoke_id, 1, 2),))
+                return
+            sub = self.subscribers.get(msisdn)
+            if sub is None or sub.hlr_error is not None:
+                code = 1 if sub is None else sub.hlr_error or 1
+                self.node.table.end(d, (tcap.ReturnError(inv.invoke_id, code, M.encode_error(code, 0)
+                                                         if code in (1, 6) else None),))  # fmt: skip
+                return
+            res = M.RoutingInfoForSmRes(sub.imsi, AddressString.e164(self._vlr_gt()))
+            self.node.table.end(d, (tcap.ReturnResult(inv.invoke_id, 45, M.encode_sri_sm_res(res)),))
+            return
+        if inv.opcode in (M.OP_USSN, M.OP_USSR):  # the VLR, for a push
+            open_info = M.find_map_dialogue(ev.user_information) if ev.user_information else None
+            imsi = (open_info.destination_reference.digits
+                    if isinstance(open_info, M.MapOpen) and open_info.destination_reference else "")  # fmt: skip
+            sub = self._by_imsi.get(imsi)
+            text = M.decode_ussd_arg(inv.parameter or b"").text()
+            self.pushes_received.append((imsi, text, int(inv.opcode)))
+            if sub is None:
+                self.node.table.end(d, (tcap.ReturnError(inv.invoke_id, 27),))  # absentSubscriber
+                return
+            if sub.vlr_behaviour == "silent":
+                return
+            if isinstance(sub.vlr_behaviour, int):
+                self.node.table.end(d, (tcap.ReturnError(inv.invoke_id, sub.vlr_behaviour),))
+                return
+            if inv.opcode == M.OP_USSN:
+                self.node.table.end(d, (tcap.ReturnResult(inv.invoke_id, None, None),))
+            else:
+                answer = M.encode_ussd_res(M.ussd_res(sub.answer))
+                self.node.table.end(d, (tcap.ReturnResult(inv.invoke_id, M.OP_USSR, answer),))
+            return
+        self.node.table.end(d, (tcap.Reject(inv.invoke_id, 1, 1),))  # unrecognized operation
+
+    def _vlr_gt(self) -> str:
+        return self.node.local.gt.digits if self.node.local.gt is not None else ""

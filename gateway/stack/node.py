@@ -1,0 +1,129 @@
+"""A signalling node: M3UA associations <-> SCCP <-> the TCAP dialogue table, sans-I/O.
+
+The node owns no sockets. The transport shell calls :meth:`SignallingNode.on_m3ua_event` with what an
+association delivered and :meth:`SignallingNode.flush` after the TC-user acted; the node hands SCCP messages to
+an ACTIVE association (the one chosen by SLS among those up: load sharing, and failover when one goes down) and
+TCAP messages to the table. Both the gateway and the network simulator are built on it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from gateway.codecs import tcap
+from gateway.codecs.errors import CodecError
+from gateway.codecs.sccp import SccpAddress
+from gateway.ops.metrics import StackMetrics
+from gateway.stack.m3ua_asp import (
+    AspState,
+    DataReceived,
+    DestinationState,
+    ErrorReceived,
+    Event,
+    M3uaAssociation,
+    ProtocolErrorSent,
+    StateChanged,
+)
+from gateway.stack.sccp_layer import NoticeIndication, SccpDropped, SccpLayer, UnitdataIndication
+from gateway.stack.tcap_table import AbortIndication, DialogueTable
+from gateway.stack.tid import tid_int
+
+
+@dataclass(slots=True)
+class SignallingNode:
+    local: SccpAddress  # our calling address (GT + SSN)
+    sccp: SccpLayer
+    table: DialogueTable
+    metrics: StackMetrics | None = None
+    associations: list[M3uaAssociation] = field(default_factory=list)
+    undeliverable: int = 0  # SCCP messages with no ACTIVE association to carry them
+
+    def attach(self, association: M3uaAssociation) -> None:
+        if association not in self.associations:
+            self.associations.append(association)
+
+    # ---- from the network ----
+
+    def on_m3ua_event(self, association: M3uaAssociation, event: Event, now: float) -> None:
+        m = self.metrics
+        name = association.config.name
+        if isinstance(event, DataReceived):
+            if m is not None:
+                m.count_m3ua(name, "rx", 1, 1)
+            self.sccp.receive(event.data, now)
+            self._sccp_events(now)
+        elif isinstance(event, StateChanged):
+            if m is not None:
+                m.set_asp_state(name, event.state.value)
+        elif isinstance(event, DestinationState) and m is not None:
+            for apc in event.point_codes:
+                m.destination_available.labels(str(apc.pc)).set(0 if event.kind == "unavailable" else 1)
+        elif isinstance(event, ErrorReceived | ProtocolErrorSent) and m is not None:
+            m.m3ua_errors.labels(name, "rx" if isinstance(event, ErrorReceived) else "tx", str(event.code)).inc()
+
+    def _sccp_events(self, now: float) -> None:
+        while self.sccp.events:
+            ev = self.sccp.events.popleft()
+            if isinstance(ev, UnitdataIndication):
+                if self.metrics is not None:
+                    self.metrics.sccp_messages.labels("rx", "unitdata").inc()
+                self.table.receive(ev.data, ev.calling, now)
+            elif isinstance(ev, NoticeIndication):
+                if self.metrics is not None:
+                    self.metrics.sccp_return_causes.labels("rx", str(ev.cause)).inc()
+                self._returned(ev)
+            elif isinstance(ev, SccpDropped) and self.metrics is not None:
+                self.metrics.sccp_messages.labels("rx", "dropped").inc()
+
+    def _returned(self, ev: NoticeIndication) -> None:
+        """A message of ours came back (UDTS): the dialogue that sent it has failed (Q.714 §4.2)."""
+        try:
+            msg = tcap.decode(ev.data)
+        except CodecError:
+            return
+        otid = getattr(msg, "otid", None)
+        if otid is None or len(otid) != 4:
+            return
+        d = self.table.dialogues.get(tid_int(otid))
+        if d is not None:
+            self.table._release(d)
+            self.table.events.append(AbortIndication(d, local_reason=f"sccp-return-cause-{ev.cause}"))
+
+    # ---- to the network ----
+
+    def flush(self, now: float) -> None:
+        """Move what the table produced down through SCCP to an active association."""
+        while self.table.outgoing:
+            peer, data = self.table.outgoing.popleft()
+            if self.metrics is not None:
+                self.metrics.tcap_messages.labels("tx", _tcap_kind(data)).inc()
+            called = peer if isinstance(peer, SccpAddress) else None
+            if called is None:
+                continue
+            self.sccp.send(called, self.local, data, sls=hash(peer) & 0x0F)
+        self._sccp_events(now)
+        while self.sccp.outgoing:
+            dpc, sls, message = self.sccp.outgoing.popleft()
+            active = [a for a in self.associations if a.state is AspState.ACTIVE and dpc not in a.unavailable]
+            if not active:
+                self.undeliverable += 1
+                continue
+            assoc = active[sls % len(active)]
+            if assoc.send_data(self.sccp.config.local_pc, dpc, sls, message) and self.metrics is not None:
+                self.metrics.count_m3ua(assoc.config.name, "tx", 1, 1)
+
+    def next_deadline(self) -> float | None:
+        times = [t for t in (self.table.next_deadline(), self.sccp.next_deadline()) if t is not None]
+        return min(times) if times else None
+
+    def handle_timer(self, now: float) -> None:
+        self.table.handle_timer(now)
+        self.sccp.handle_timer(now)
+        self._sccp_events(now)
+
+
+_KINDS = {0x62: "begin", 0x65: "continue", 0x64: "end", 0x67: "abort", 0x61: "unidirectional"}
+
+
+def _tcap_kind(data: bytes) -> str:
+    return _KINDS.get(data[0], "unknown") if data else "unknown"

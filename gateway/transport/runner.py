@@ -1,0 +1,61 @@
+"""Drives a :class:`SignallingNode` and its TC-user from the transports' events, in the asyncio loop."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Protocol
+
+from gateway.stack.m3ua_asp import Event, M3uaAssociation
+from gateway.stack.node import SignallingNode
+from gateway.stack.tcap_table import TableEvent
+
+
+class Flushable(Protocol):
+    association: M3uaAssociation
+
+    def flush(self) -> None: ...
+
+
+class NodeRunner:
+    """Glue: association events -> node -> table events -> TC-user -> node -> associations -> sockets."""
+
+    def __init__(self, node: SignallingNode, on_table_event: Callable[[TableEvent, float], None]) -> None:
+        self.node = node
+        self.on_table_event = on_table_event
+        self.connections: list[Flushable] = []
+        self._timer: asyncio.TimerHandle | None = None
+
+    def add(self, connection: Flushable) -> None:
+        self.connections = [c for c in self.connections if c.association is not connection.association]
+        self.connections.append(connection)
+        self.node.attach(connection.association)
+
+    def sink(self, association: M3uaAssociation, event: Event) -> None:
+        now = asyncio.get_running_loop().time()
+        self.node.attach(association)
+        self.node.on_m3ua_event(association, event, now)
+        self.pump(now)
+
+    def pump(self, now: float | None = None) -> None:
+        loop = asyncio.get_running_loop()
+        now = loop.time() if now is None else now
+        table = self.node.table
+        for _ in range(100):
+            while table.events:
+                self.on_table_event(table.events.popleft(), now)
+            self.node.flush(now)
+            if not table.events:
+                break
+        for connection in self.connections:
+            connection.flush()
+        if self._timer is not None:
+            self._timer.cancel()
+        deadline = self.node.next_deadline()
+        self._timer = loop.call_at(deadline, self._on_timer) if deadline is not None else None
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        now = asyncio.get_running_loop().time()
+        self.node.handle_timer(now)
+        self.pump(now)
