@@ -86,3 +86,50 @@ async def test_two_asps_exchange_data_and_survive_restart(stp: OsmoStp) -> None:
         for event in stops.values():
             event.set()
         await asyncio.wait_for(asyncio.gather(*tasks.values()), 10)
+
+
+async def test_ussd_dialogues_both_ways_through_osmo_stp(stp: OsmoStp) -> None:
+    """The gateway and the simulator each come up as ASPs of their own AS through osmo-stp (which routes by DPC
+    only) and run pull and push dialogues; after an osmo-stp restart, traffic resumes."""
+    from gateway.stack.map_ussd import Mode, PushDelivered
+    from gateway.transport.runner import NodeRunner
+    from tests.support.network import GW_PC, HLR, MENU, NET_PC, gateway_node, network_node
+
+    gw = gateway_node()
+    sim = network_node()
+    runners = {"gw": NodeRunner(gw.node, gw.on_table_event), "sim": NodeRunner(sim.node, sim.handle)}
+    conns: dict[str, list[M3uaTcpProtocol]] = {"gw": [], "sim": []}
+    stop = asyncio.Event()
+    tasks = []
+    for name, own_pc, rk in (("gw", GW_PC, 1), ("sim", NET_PC, 2)):
+        runner = runners[name]
+
+        def on_conn(proto: M3uaTcpProtocol, name: str = name, runner: NodeRunner = runner) -> None:
+            conns[name].append(proto)
+            runner.add(proto)
+
+        cfg = AssociationConfig(name=name, role=Role.ASP, routing_keys=(m3ua.RoutingKey(rk, own_pc),),
+                                traffic_mode=m3ua.TrafficMode.OVERRIDE, beat_interval=1.0, ack_timeout=1.0)
+        tasks.append(asyncio.create_task(run_client("127.0.0.1", stp.port, cfg, runner.sink, on_connection=on_conn,
+                                                    backoff_initial=0.1, backoff_max=0.5, stop=stop)))  # fmt: skip
+
+    def up() -> bool:
+        return all(conns[n] and conns[n][-1].association.state is AspState.ACTIVE for n in conns)
+
+    loop = asyncio.get_running_loop()
+    try:
+        for round_ in range(2):
+            await wait_for(up)
+            session = sim.dial("491720000001", "*123#", ["1"], now=loop.time())
+            runners["sim"].pump()
+            await wait_for(lambda session=session: session.done)  # type: ignore[misc]
+            assert (session.menus, session.final) == ([MENU], "Balance: 12.50 EUR"), round_
+            push = gw.ussd.push("491720000001", f"push {round_}", hlr=HLR, mode=Mode.NOTIFY, now=loop.time())
+            runners["gw"].pump()
+            await wait_for(lambda push=push: PushDelivered(push, None) in gw.app_events)  # type: ignore[misc]
+            if round_ == 0:
+                await loop.run_in_executor(None, stp.restart)
+                await wait_for(lambda: len(conns["gw"]) >= 2 and len(conns["sim"]) >= 2)
+    finally:
+        stop.set()
+        await asyncio.wait_for(asyncio.gather(*tasks), 10)
