@@ -96,8 +96,13 @@ async def test_pull_and_push_between_simulator_and_gateway(tmp_path: Path) -> No
         await server.wait_closed()
         capture.close()
     # Metrics counted the traffic.
-    rx = metrics.m3ua_messages.labels("gw", "rx", "Transfer", "DATA")._value.get()
-    assert rx >= 10
+    from prometheus_client import generate_latest
+
+    text = generate_latest(metrics.registry).decode()
+    assert 'ussd_m3ua_messages_total{association="gw",direction="rx",m3ua_class="Transfer",m3ua_type="DATA"}' in text
+    assert 'ussd_tcap_messages_total{direction="rx",tcap_type="begin"} 3.0' in text  # three dials
+    assert 'ussd_tcap_aborts_total{cause="abrt",direction="rx",kind="u-abort"} 1.0' in text  # the cancel
+    assert "ussd_tcap_dialogues_active 0.0" in text
     # Every message of the exchange decodes clean in tshark, with the expected operations.
     pcap = tmp_path / "e2e.pcap"
     assert tshark.problems(pcap) == []

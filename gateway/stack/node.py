@@ -67,6 +67,7 @@ class SignallingNode:
             if isinstance(ev, UnitdataIndication):
                 if self.metrics is not None:
                     self.metrics.sccp_messages.labels("rx", "unitdata").inc()
+                    self._count_tcap("rx", ev.data)
                 self.table.receive(ev.data, ev.calling, now)
             elif isinstance(ev, NoticeIndication):
                 if self.metrics is not None:
@@ -96,7 +97,7 @@ class SignallingNode:
         while self.table.outgoing:
             peer, data = self.table.outgoing.popleft()
             if self.metrics is not None:
-                self.metrics.tcap_messages.labels("tx", _tcap_kind(data)).inc()
+                self._count_tcap("tx", data)
             called = peer if isinstance(peer, SccpAddress) else None
             if called is None:
                 continue
@@ -111,6 +112,25 @@ class SignallingNode:
             assoc = active[sls % len(active)]
             if assoc.send_data(self.sccp.config.local_pc, dpc, sls, message) and self.metrics is not None:
                 self.metrics.count_m3ua(assoc.config.name, "tx", 1, 1)
+
+        if self.metrics is not None:
+            self.metrics.dialogues_active.set(len(self.table))
+
+    def _count_tcap(self, direction: str, data: bytes) -> None:
+        m = self.metrics
+        assert m is not None
+        kind = _tcap_kind(data)
+        m.tcap_messages.labels(direction, kind).inc()
+        if kind == "abort":  # rare: worth decoding for the cause
+            try:
+                msg = tcap.decode(data)
+            except CodecError:
+                return
+            if isinstance(msg, tcap.Abort):
+                if msg.p_abort_cause is not None:
+                    m.tcap_aborts.labels(direction, "p-abort", str(msg.p_abort_cause)).inc()
+                else:
+                    m.tcap_aborts.labels(direction, "u-abort", type(msg.dialogue).__name__.lower()).inc()
 
     def next_deadline(self) -> float | None:
         times = [t for t in (self.table.next_deadline(), self.sccp.next_deadline()) if t is not None]
