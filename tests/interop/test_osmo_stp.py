@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -88,12 +89,19 @@ async def test_two_asps_exchange_data_and_survive_restart(stp: OsmoStp) -> None:
         await asyncio.wait_for(asyncio.gather(*tasks.values()), 10)
 
 
-async def test_ussd_dialogues_both_ways_through_osmo_stp(stp: OsmoStp) -> None:
+async def test_ussd_dialogues_both_ways_through_osmo_stp(stp: OsmoStp, tmp_path: Path) -> None:
     """The gateway and the simulator each come up as ASPs of their own AS through osmo-stp (which routes by DPC
-    only) and run pull and push dialogues; after an osmo-stp restart, traffic resumes."""
+    only) and run pull and push dialogues; after an osmo-stp restart, traffic resumes. Everything the two ASPs
+    send and receive is captured, and tshark finds it clean."""
+    from gateway.ops.pcap import PcapWriter
     from gateway.stack.map_ussd import Mode, PushDelivered
     from gateway.transport.runner import NodeRunner
+    from tests.support import tshark
     from tests.support.network import GW_PC, HLR, MENU, NET_PC, gateway_node, network_node
+
+    capture = PcapWriter(tmp_path / "via-osmo-stp.pcap")
+    addresses = {"gw": ("127.0.0.11", 40001), "sim": ("127.0.0.12", 40002)}
+    stp_addr = ("127.0.0.1", stp.port)
 
     gw = gateway_node()
     sim = network_node()
@@ -107,6 +115,13 @@ async def test_ussd_dialogues_both_ways_through_osmo_stp(stp: OsmoStp) -> None:
         def on_conn(proto: M3uaTcpProtocol, name: str = name, runner: NodeRunner = runner) -> None:
             conns[name].append(proto)
             runner.add(proto)
+            me = addresses[name]
+
+            def tap(data: bytes, sent: bool, me: tuple[str, int] = me) -> None:
+                src, dst = (me, stp_addr) if sent else (stp_addr, me)
+                capture.write_m3ua(data, src=src, dst=dst, ts=1_700_000_000 + asyncio.get_running_loop().time())
+
+            proto.tap = tap
 
         cfg = AssociationConfig(name=name, role=Role.ASP, routing_keys=(m3ua.RoutingKey(rk, own_pc),),
                                 traffic_mode=m3ua.TrafficMode.OVERRIDE, beat_interval=1.0, ack_timeout=1.0)
@@ -133,3 +148,67 @@ async def test_ussd_dialogues_both_ways_through_osmo_stp(stp: OsmoStp) -> None:
     finally:
         stop.set()
         await asyncio.wait_for(asyncio.gather(*tasks), 10)
+        capture.close()
+    pcap = tmp_path / "via-osmo-stp.pcap"
+    assert tshark.problems(pcap) == []
+    rows = tshark.fields(pcap, ["gsm_old.localValue", "m3ua.message_class"])
+    opcodes = {v for row in rows for v in row["gsm_old.localValue"]}
+    assert {"59", "60", "61", "45"} <= opcodes
+    classes = {v for row in rows for v in row["m3ua.message_class"]}
+    assert {"1", "3", "4", "9"} <= classes  # DATA, ASPSM, ASPTM and RKM went through osmo-stp
+
+
+async def test_failover_between_two_stps() -> None:
+    """The gateway and the simulator are ASPs of two STPs at once (the usual pair); when one STP dies, dialogues
+    carry on over the other, and the dead one is used again once it is back."""
+    from gateway.transport.runner import NodeRunner
+    from tests.support.network import GW_PC, MENU, NET_PC, gateway_node, network_node
+
+    stps = [OsmoStp(free_port()).start(), OsmoStp(free_port()).start()]
+    gw = gateway_node()
+    sim = network_node()
+    runners = {"gw": NodeRunner(gw.node, gw.on_table_event), "sim": NodeRunner(sim.node, sim.handle)}
+    conns: dict[tuple[str, int], list[M3uaTcpProtocol]] = {}
+    stop = asyncio.Event()
+    tasks = []
+    for index, stp in enumerate(stps):
+        for name, own_pc, rk in (("gw", GW_PC, 1), ("sim", NET_PC, 2)):
+            key = (name, index)
+            conns[key] = []
+
+            def on_conn(proto: M3uaTcpProtocol, key: tuple[str, int] = key, name: str = name) -> None:
+                conns[key].append(proto)
+                runners[name].add(proto)
+
+            cfg = AssociationConfig(name=f"{name}-stp{index}", role=Role.ASP,
+                                    routing_keys=(m3ua.RoutingKey(rk, own_pc),), beat_interval=1.0, ack_timeout=1.0)
+            tasks.append(asyncio.create_task(run_client("127.0.0.1", stp.port, cfg, runners[name].sink,
+                                                        on_connection=on_conn, backoff_initial=0.1,
+                                                        backoff_max=0.3, stop=stop)))  # fmt: skip
+
+    def active(key: tuple[str, int]) -> bool:
+        return bool(conns[key]) and conns[key][-1].association.state is AspState.ACTIVE
+
+    loop = asyncio.get_running_loop()
+
+    async def session_ok() -> None:
+        sessions = [sim.dial("491720000001", "*123#", ["1"], now=loop.time()) for _ in range(8)]
+        runners["sim"].pump()
+        await wait_for(lambda: all(s.done for s in sessions))
+        assert all((s.menus, s.final) == ([MENU], "Balance: 12.50 EUR") for s in sessions), sessions
+
+    try:
+        await wait_for(lambda: all(active(k) for k in conns))
+        await session_ok()
+        stps[0].stop()
+        await wait_for(lambda: not active(("gw", 0)) and not active(("sim", 0)))
+        await session_ok()  # all through the second STP
+        assert gw.node.undeliverable == 0 and sim.node.undeliverable == 0
+        stps[0].start()
+        await wait_for(lambda: all(active(k) for k in conns))
+        await session_ok()
+    finally:
+        stop.set()
+        await asyncio.wait_for(asyncio.gather(*tasks), 10)
+        for stp in stps:
+            stp.stop()
