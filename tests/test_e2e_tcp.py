@@ -48,7 +48,8 @@ async def test_pull_and_push_between_simulator_and_gateway(tmp_path: Path) -> No
         gw_runner.add(proto)
 
     server = await tcp.serve("127.0.0.1", 0, AssociationConfig(name="gw", role=Role.SG, routing_contexts=(1,),
-                                                                beat_interval=0), gw_runner.sink, on_gw_conn)
+                                                                beat_interval=0), gw_runner.sink, on_gw_conn,
+                             metrics=metrics)
     port = server.sockets[0].getsockname()[1]
     sim_conns: list[tcp.M3uaTcpProtocol] = []
 
@@ -103,6 +104,12 @@ async def test_pull_and_push_between_simulator_and_gateway(tmp_path: Path) -> No
     assert 'ussd_tcap_messages_total{direction="rx",tcap_type="begin"} 3.0' in text  # three dials
     assert 'ussd_tcap_aborts_total{cause="abrt",direction="rx",kind="u-abort"} 1.0' in text  # the cancel
     assert "ussd_tcap_dialogues_active 0.0" in text
+    for typ in ("ASPUP", "ASPAC"):  # management is counted too, both ways
+        assert f'direction="rx",m3ua_class="{"ASPSM" if typ == "ASPUP" else "ASPTM"}",m3ua_type="{typ}"' in text
+    assert 'direction="tx",m3ua_class="ASPTM",m3ua_type="ASPAC_ACK"' in text
+    # The simulator has gone: the gateway's association is down again, and it had been active.
+    assert 'ussd_m3ua_asp_state{association="gw",state="down"} 1.0' in text
+    assert 'ussd_m3ua_asp_state{association="gw",state="active"} 0.0' in text
     # Every message of the exchange decodes clean in tshark, with the expected operations.
     pcap = tmp_path / "e2e.pcap"
     assert tshark.problems(pcap) == []

@@ -48,8 +48,6 @@ class SignallingNode:
         m = self.metrics
         name = association.config.name
         if isinstance(event, DataReceived):
-            if m is not None:
-                m.count_m3ua(name, "rx", 1, 1)
             self.sccp.receive(event.data, now)
             self._sccp_events(now)
         elif isinstance(event, StateChanged):
@@ -110,8 +108,8 @@ class SignallingNode:
                 self.undeliverable += 1
                 continue
             assoc = active[sls % len(active)]
-            if assoc.send_data(self.sccp.config.local_pc, dpc, sls, message) and self.metrics is not None:
-                self.metrics.count_m3ua(assoc.config.name, "tx", 1, 1)
+            if not assoc.send_data(self.sccp.config.local_pc, dpc, sls, message):
+                self.undeliverable += 1  # the association's queue is full
 
         if self.metrics is not None:
             self.metrics.dialogues_active.set(len(self.table))

@@ -17,6 +17,7 @@ import struct
 from collections.abc import Callable
 from typing import Any
 
+from gateway.ops.metrics import StackMetrics
 from gateway.stack.m3ua_asp import AssociationConfig, AssociationLost, Event, M3uaAssociation, drain
 
 IPPROTO_SCTP = 132
@@ -59,7 +60,9 @@ def parse_rcvinfo(ancdata: list[tuple[int, int, bytes]]) -> tuple[int, int] | No
 class M3uaSctpConnection:
     """One SCTP association carrying one M3UA association, driven by the event loop's reader callbacks."""
 
-    def __init__(self, sock: socket.socket, association: M3uaAssociation, on_event: EventSink) -> None:
+    def __init__(self, sock: socket.socket, association: M3uaAssociation, on_event: EventSink,
+                 metrics: StackMetrics | None = None) -> None:  # fmt: skip
+        self.metrics = metrics
         self.sock = sock
         self.association = association
         self.on_event = on_event
@@ -100,6 +103,8 @@ class M3uaSctpConnection:
         if not data:
             self.close()
             return
+        if self.metrics is not None and len(data) >= 8:
+            self.metrics.count_m3ua(self.association.config.name, "rx", data[2], data[3])
         info = parse_rcvinfo(ancdata)
         if info is not None:
             self.received_streams.append(info)
@@ -122,6 +127,8 @@ class M3uaSctpConnection:
             except OSError:
                 self.close()
                 return
+            if self.metrics is not None:
+                self.metrics.count_m3ua(self.association.config.name, "tx", item.data[2], item.data[3])
         if any(isinstance(e, AssociationLost) for e in self._deliver_events()):
             self.close()
             return
@@ -140,7 +147,8 @@ class M3uaSctpConnection:
 
 
 async def serve(host: str, port: int, config: AssociationConfig, on_event: EventSink,
-                on_connection: Callable[[M3uaSctpConnection], None] | None = None) -> socket.socket:  # fmt: skip
+                on_connection: Callable[[M3uaSctpConnection], None] | None = None,
+                metrics: StackMetrics | None = None) -> socket.socket:  # fmt: skip
     """Accept ASPs over SCTP (SG/IPSP role). Returns the listening socket (close it to stop)."""
     loop = asyncio.get_running_loop()
     listener = sctp_socket()
@@ -153,7 +161,7 @@ async def serve(host: str, port: int, config: AssociationConfig, on_event: Event
             conn, _ = listener.accept()
         except BlockingIOError:
             return
-        proto = M3uaSctpConnection(conn, M3uaAssociation(config), on_event)
+        proto = M3uaSctpConnection(conn, M3uaAssociation(config), on_event, metrics)
         if on_connection is not None:
             on_connection(proto)
 
@@ -164,7 +172,7 @@ async def serve(host: str, port: int, config: AssociationConfig, on_event: Event
 async def run_client(host: str, port: int, config: AssociationConfig, on_event: EventSink, *,
                      on_connection: Callable[[M3uaSctpConnection], None] | None = None,
                      backoff_initial: float = 0.5, backoff_max: float = 30.0,
-                     stop: asyncio.Event | None = None) -> None:  # fmt: skip
+                     stop: asyncio.Event | None = None, metrics: StackMetrics | None = None) -> None:  # fmt: skip
     """Keep one ASP association up over SCTP, reconnecting with exponential backoff and full jitter."""
     loop = asyncio.get_running_loop()
     stop = stop or asyncio.Event()
@@ -179,7 +187,7 @@ async def run_client(host: str, port: int, config: AssociationConfig, on_event: 
             sock.close()
         else:
             delay = backoff_initial
-            conn = M3uaSctpConnection(sock, association, on_event)
+            conn = M3uaSctpConnection(sock, association, on_event, metrics)
             if on_connection is not None:
                 on_connection(conn)
             stopper: asyncio.Future[Any] = asyncio.ensure_future(stop.wait())

@@ -15,6 +15,7 @@ from typing import Any
 
 from gateway.codecs.errors import M3uaError
 from gateway.codecs.m3ua_framer import Framer
+from gateway.ops.metrics import StackMetrics
 from gateway.stack.m3ua_asp import AssociationConfig, AssociationLost, Event, M3uaAssociation, drain
 
 EventSink = Callable[[M3uaAssociation, Event], None]
@@ -24,7 +25,9 @@ class M3uaTcpProtocol(asyncio.Protocol):
     """One TCP connection carrying one M3UA association."""
 
     def __init__(self, association: M3uaAssociation, on_event: EventSink, *, max_message: int = 65536,
-                 tap: Callable[[bytes, bool], None] | None = None) -> None:  # fmt: skip
+                 tap: Callable[[bytes, bool], None] | None = None,
+                 metrics: StackMetrics | None = None) -> None:  # fmt: skip
+        self.metrics = metrics
         self.tap = tap  # sees every whole M3UA message: (octets, sent by us) - for captures
         self.association = association
         self.on_event = on_event
@@ -54,6 +57,8 @@ class M3uaTcpProtocol(asyncio.Protocol):
         for message in messages:
             if self.tap is not None:
                 self.tap(message, False)
+            if self.metrics is not None:
+                self.metrics.count_m3ua(self.association.config.name, "rx", message[2], message[3])
             self.association.receive(message, now)
         self._after_input()
 
@@ -87,6 +92,8 @@ class M3uaTcpProtocol(asyncio.Protocol):
                 self.transport.write(item.data)  # TCP: one stream, the SCTP stream number does not apply
                 if self.tap is not None:
                     self.tap(item.data, True)
+                if self.metrics is not None:
+                    self.metrics.count_m3ua(self.association.config.name, "tx", item.data[2], item.data[3])
         for event in events:
             self.on_event(self.association, event)
             if isinstance(event, AssociationLost) and self.transport is not None:
@@ -108,11 +115,12 @@ class M3uaTcpProtocol(asyncio.Protocol):
 
 
 async def serve(host: str, port: int, config: AssociationConfig, on_event: EventSink,
-                on_connection: Callable[[M3uaTcpProtocol], None] | None = None) -> asyncio.Server:  # fmt: skip
+                on_connection: Callable[[M3uaTcpProtocol], None] | None = None,
+                metrics: StackMetrics | None = None) -> asyncio.Server:  # fmt: skip
     """Accept ASPs (SG/IPSP role): each connection gets its own association built from ``config``."""
 
     def factory() -> M3uaTcpProtocol:
-        proto = M3uaTcpProtocol(M3uaAssociation(config), on_event)
+        proto = M3uaTcpProtocol(M3uaAssociation(config), on_event, metrics=metrics)
         if on_connection is not None:
             on_connection(proto)
         return proto
@@ -123,7 +131,7 @@ async def serve(host: str, port: int, config: AssociationConfig, on_event: Event
 async def run_client(host: str, port: int, config: AssociationConfig, on_event: EventSink, *,
                      on_connection: Callable[[M3uaTcpProtocol], None] | None = None,
                      backoff_initial: float = 0.5, backoff_max: float = 30.0,
-                     stop: asyncio.Event | None = None) -> None:  # fmt: skip
+                     stop: asyncio.Event | None = None, metrics: StackMetrics | None = None) -> None:  # fmt: skip
     """Keep one ASP association to an SG/STP up: connect, run until lost, reconnect with exponential backoff and
     full jitter (so that several gateways do not reconnect in step after an STP restart)."""
     loop = asyncio.get_running_loop()
@@ -132,7 +140,9 @@ async def run_client(host: str, port: int, config: AssociationConfig, on_event: 
     delay = backoff_initial
     while not stop.is_set():
         try:
-            _, proto = await loop.create_connection(lambda: M3uaTcpProtocol(association, on_event), host, port)
+            _, proto = await loop.create_connection(
+                lambda: M3uaTcpProtocol(association, on_event, metrics=metrics), host, port
+            )
         except OSError:
             proto = None
         if proto is not None:
