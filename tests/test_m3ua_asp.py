@@ -195,3 +195,14 @@ def test_inactive_and_down() -> None:
 
 def _out(msg: m3ua.Message) -> Outgoing:
     return Outgoing(0, m3ua.encode(msg))
+
+
+def test_active_send_queue_is_bounded_when_the_transport_does_not_drain() -> None:
+    asp, sg = pair(max_queue=5)
+    asp.connection_made(0.0)
+    pump(asp, sg, 0.0)
+    assert asp.state is AspState.ACTIVE
+    assert all(asp.send_data(1, 2, 0, b"x") for _ in range(5))
+    assert not asp.send_data(1, 2, 0, b"x")  # refused, not hoarded
+    asp.outgoing.clear()  # the transport drained
+    assert asp.send_data(1, 2, 0, b"x")

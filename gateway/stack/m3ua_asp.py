@@ -218,6 +218,8 @@ class M3uaAssociation:
         rc = self.routing_contexts[0] if self.routing_contexts else None
         message = m3ua.encode_data(opc, dpc, si, ni, 0, sls, payload, rc)
         if self.state is AspState.ACTIVE:
+            if len(self.outgoing) >= self.config.max_queue:
+                return False  # the transport is not draining (peer slow, TCP window full): refuse, never hoard
             self.outgoing.append(Outgoing(1 + (sls & 0x0F), message))
             return True
         if len(self._queue) >= self.config.max_queue:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from gateway.codecs import tcap
-from gateway.codecs.errors import CodecError
+from gateway.codecs.errors import CodecError, ProblemKind
 from gateway.codecs.sccp import SccpAddress
 from gateway.ops.metrics import StackMetrics
 from gateway.stack.m3ua_asp import (
@@ -119,6 +119,15 @@ class SignallingNode:
         assert m is not None
         kind = _tcap_kind(data)
         m.tcap_messages.labels(direction, kind).inc()
+        if kind in ("continue", "end") and b"\xa4" in data:  # may hold a Reject (tag A4): rare, worth a decode
+            try:
+                msg = tcap.decode(data)
+            except CodecError:
+                return
+            for c in getattr(msg, "components", ()):
+                if isinstance(c, tcap.Reject):
+                    m.tcap_rejects.labels(direction, f"{ProblemKind(c.problem_kind).name.lower()}-{c.problem}").inc()
+            return
         if kind == "abort":  # rare: worth decoding for the cause
             try:
                 msg = tcap.decode(data)

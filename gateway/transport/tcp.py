@@ -16,7 +16,7 @@ from typing import Any
 from gateway.codecs.errors import M3uaError
 from gateway.codecs.m3ua_framer import Framer
 from gateway.ops.metrics import StackMetrics
-from gateway.stack.m3ua_asp import AssociationConfig, AssociationLost, Event, M3uaAssociation, drain
+from gateway.stack.m3ua_asp import AssociationConfig, AssociationLost, Event, M3uaAssociation, Outgoing, drain
 
 EventSink = Callable[[M3uaAssociation, Event], None]
 
@@ -35,6 +35,7 @@ class M3uaTcpProtocol(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._timer: asyncio.TimerHandle | None = None
+        self._paused = False  # the transport's write buffer is above its high-water mark
 
     # asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -62,6 +63,13 @@ class M3uaTcpProtocol(asyncio.Protocol):
             self.association.receive(message, now)
         self._after_input()
 
+    def pause_writing(self) -> None:
+        self._paused = True  # messages stay in the association's bounded queue meanwhile
+
+    def resume_writing(self) -> None:
+        self._paused = False
+        self._after_input()
+
     def connection_lost(self, exc: Exception | None) -> None:
         if self._timer is not None:
             self._timer.cancel()
@@ -86,7 +94,12 @@ class M3uaTcpProtocol(asyncio.Protocol):
         self._after_input()
 
     def _after_input(self) -> None:
-        out, events = drain(self.association)
+        if self._paused:
+            out: list[Outgoing] = []
+            events = list(self.association.events)
+            self.association.events.clear()
+        else:
+            out, events = drain(self.association)
         if self.transport is not None and not self.transport.is_closing():
             for item in out:
                 self.transport.write(item.data)  # TCP: one stream, the SCTP stream number does not apply
