@@ -6,6 +6,7 @@ from gateway.codecs import m3ua
 from gateway.codecs.m3ua import ErrorCode
 from gateway.stack.m3ua_asp import (
     AspState,
+    AsRegistry,
     AssociationConfig,
     AssociationLost,
     DataReceived,
@@ -206,3 +207,37 @@ def test_active_send_queue_is_bounded_when_the_transport_does_not_drain() -> Non
     assert not asp.send_data(1, 2, 0, b"x")  # refused, not hoarded
     asp.outgoing.clear()  # the transport drained
     assert asp.send_data(1, 2, 0, b"x")
+
+
+def _sg_pair(registry: AsRegistry, mode: int) -> tuple[M3uaAssociation, M3uaAssociation]:
+    asp = M3uaAssociation(AssociationConfig(role=Role.ASP, routing_contexts=(1,), traffic_mode=mode))
+    sg = M3uaAssociation(AssociationConfig(role=Role.SG, routing_contexts=(1,)), registry=registry)
+    asp.connection_made(0.0)
+    pump(asp, sg, 0.0)
+    return asp, sg
+
+
+def test_override_makes_the_previous_asp_inactive() -> None:
+    registry = AsRegistry()
+    asp1, sg1 = _sg_pair(registry, m3ua.TrafficMode.OVERRIDE)
+    assert sg1.state is AspState.ACTIVE
+    _, sg2 = _sg_pair(registry, m3ua.TrafficMode.OVERRIDE)
+    assert sg2.state is AspState.ACTIVE and sg1.state is AspState.INACTIVE
+    # The first ASP is told: NTFY Other / Alternate ASP Active.
+    pump(asp1, sg1, 1.0)
+    _, events = drain(asp1)
+    assert Notified(m3ua.StatusType.OTHER, m3ua.OtherInfo.ALTERNATE_ASP_ACTIVE) in events
+    assert registry.active[1] == [sg2]
+
+
+def test_loadshare_keeps_both_and_mixed_modes_are_refused() -> None:
+    registry = AsRegistry()
+    _, sg1 = _sg_pair(registry, m3ua.TrafficMode.LOADSHARE)
+    _, sg2 = _sg_pair(registry, m3ua.TrafficMode.LOADSHARE)
+    assert sg1.state is sg2.state is AspState.ACTIVE and registry.active[1] == [sg1, sg2]
+    asp3, sg3 = _sg_pair(registry, m3ua.TrafficMode.OVERRIDE)
+    assert sg3.state is AspState.INACTIVE
+    _, events = drain(asp3)
+    assert any(getattr(e, "code", None) == ErrorCode.UNSUPPORTED_TRAFFIC_MODE_TYPE for e in events)
+    sg1.connection_lost()
+    assert registry.active[1] == [sg2]

@@ -124,6 +124,46 @@ class _Pending:
 
 
 @dataclass(slots=True)
+class AsRegistry:
+    """SG role: the Application Servers (by routing context) and which ASPs serve them (RFC 4666 §4.3.4.3).
+
+    Shared by the associations a server accepts. With the override traffic mode a newly active ASP takes over and
+    the previous one is made inactive (NTFY Alternate ASP Active); with loadshare (or broadcast) all stay active;
+    a mode other than the one the AS has is refused (ERR Unsupported Traffic Mode Type).
+    """
+
+    modes: dict[int, int] = field(default_factory=dict)
+    active: dict[int, list[M3uaAssociation]] = field(default_factory=dict)
+    touched: set[int] = field(default_factory=set)  # ids of associations with output the shell must flush
+
+    def activate(self, a: M3uaAssociation, rcs: tuple[int, ...], mode: int | None) -> None:
+        mode = mode or m3ua.TrafficMode.LOADSHARE
+        for rc in rcs:
+            known = self.modes.get(rc)
+            if known is not None and known != mode and self.active.get(rc):
+                raise M3uaError(f"routing context {rc} runs traffic mode {known}, not {mode}",
+                                error_code=ErrorCode.UNSUPPORTED_TRAFFIC_MODE_TYPE)  # fmt: skip
+        for rc in rcs:
+            self.modes[rc] = mode
+            members = self.active.setdefault(rc, [])
+            if mode == m3ua.TrafficMode.OVERRIDE:
+                for other in members:
+                    if other is not a and other.state is AspState.ACTIVE:
+                        other._set_state(AspState.INACTIVE)
+                        other._emit(m3ua.encode(m3ua.ntfy(m3ua.StatusType.OTHER, m3ua.OtherInfo.ALTERNATE_ASP_ACTIVE,
+                                                          routing_contexts=(rc,))))  # fmt: skip
+                        self.touched.add(id(other))
+                members[:] = [a]
+            elif a not in members:
+                members.append(a)
+
+    def deactivate(self, a: M3uaAssociation) -> None:
+        for members in self.active.values():
+            if a in members:
+                members.remove(a)
+
+
+@dataclass(slots=True)
 class M3uaAssociation:
     """One M3UA association in one role. Call :meth:`connection_made` when the transport is up."""
 
@@ -142,6 +182,7 @@ class M3uaAssociation:
     _registered: bool = False
     _sg_rcs: dict[int, int] = field(default_factory=dict)  # SG role: local RK id -> RC
     _sg_next_rc: int = 0
+    registry: AsRegistry | None = None  # SG role: the ASes shared with the server's other associations
 
     def __post_init__(self) -> None:
         self.routing_contexts = self.config.routing_contexts
@@ -161,6 +202,8 @@ class M3uaAssociation:
                 self._send_aspup(now)
 
     def connection_lost(self) -> None:
+        if self.registry is not None:
+            self.registry.deactivate(self)
         self._connected = False
         self._pending = None
         self._next_beat = None
@@ -296,6 +339,8 @@ def _aspac(a: M3uaAssociation, msg: m3ua.Message, now: float) -> None:
         raise M3uaError(f"routing contexts {rcs} are not configured", error_code=ErrorCode.INVALID_ROUTING_CONTEXT)
     if rcs:
         a.routing_contexts = rcs
+    if a.registry is not None:
+        a.registry.activate(a, rcs or a.routing_contexts, mode)
     a._emit(m3ua.encode(m3ua.aspac_ack(mode, rcs)))
     a._set_state(AspState.ACTIVE)
     a._emit(m3ua.encode(m3ua.ntfy(m3ua.StatusType.AS_STATE_CHANGE, m3ua.AsStateInfo.AS_ACTIVE,
@@ -312,6 +357,8 @@ def _aspac_ack(a: M3uaAssociation, msg: m3ua.Message, now: float) -> None:
 
 
 def _aspia(a: M3uaAssociation, msg: m3ua.Message, now: float) -> None:
+    if a.registry is not None:
+        a.registry.deactivate(a)
     a._emit(m3ua.encode(m3ua.aspia_ack(msg.routing_contexts)))
     if a.state is AspState.ACTIVE:
         a._set_state(AspState.INACTIVE)
@@ -324,6 +371,8 @@ def _aspia_ack(a: M3uaAssociation, msg: m3ua.Message, now: float) -> None:
 
 
 def _aspdn(a: M3uaAssociation, msg: m3ua.Message, now: float) -> None:
+    if a.registry is not None:
+        a.registry.deactivate(a)
     a._emit(m3ua.encode(m3ua.aspdn_ack()))
     a._set_state(AspState.DOWN)
 
@@ -457,6 +506,7 @@ def drain(assoc: M3uaAssociation) -> tuple[list[Outgoing], list[Event]]:
 
 
 __all__: Sequence[str] = [
-    "AspState", "AssociationConfig", "AssociationLost", "DataReceived", "DestinationState", "ErrorReceived",
-    "M3uaAssociation", "Notified", "Outgoing", "ProtocolErrorSent", "Registered", "Role", "StateChanged", "drain",
+    "AsRegistry", "AspState", "AssociationConfig", "AssociationLost", "DataReceived", "DestinationState",
+    "ErrorReceived", "M3uaAssociation", "Notified", "Outgoing", "ProtocolErrorSent", "Registered", "Role",
+    "StateChanged", "drain",
 ]  # fmt: skip

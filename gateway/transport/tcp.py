@@ -16,7 +16,15 @@ from typing import Any
 from gateway.codecs.errors import M3uaError
 from gateway.codecs.m3ua_framer import Framer
 from gateway.ops.metrics import StackMetrics
-from gateway.stack.m3ua_asp import AssociationConfig, AssociationLost, Event, M3uaAssociation, Outgoing, drain
+from gateway.stack.m3ua_asp import (
+    AsRegistry,
+    AssociationConfig,
+    AssociationLost,
+    Event,
+    M3uaAssociation,
+    Outgoing,
+    drain,
+)
 
 EventSink = Callable[[M3uaAssociation, Event], None]
 
@@ -130,10 +138,24 @@ class M3uaTcpProtocol(asyncio.Protocol):
 async def serve(host: str, port: int, config: AssociationConfig, on_event: EventSink,
                 on_connection: Callable[[M3uaTcpProtocol], None] | None = None,
                 metrics: StackMetrics | None = None) -> asyncio.Server:  # fmt: skip
-    """Accept ASPs (SG/IPSP role): each connection gets its own association built from ``config``."""
+    """Accept ASPs (SG/IPSP role): each connection gets its own association built from ``config``; they share
+    one :class:`AsRegistry` so that traffic modes (override / loadshare) hold across connections."""
+    registry = AsRegistry()
+    live: dict[int, M3uaTcpProtocol] = {}
+
+    def sink(association: M3uaAssociation, event: Event) -> None:
+        on_event(association, event)
+        for ident in list(registry.touched):  # another connection was made inactive: send its NTFY now
+            registry.touched.discard(ident)
+            other = live.get(ident)
+            if other is not None and other.association is not association:
+                other.flush()
 
     def factory() -> M3uaTcpProtocol:
-        proto = M3uaTcpProtocol(M3uaAssociation(config), on_event, metrics=metrics)
+        association = M3uaAssociation(config, registry=registry)
+        proto = M3uaTcpProtocol(association, sink, metrics=metrics)
+        live[id(association)] = proto
+        proto.closed.add_done_callback(lambda _: live.pop(id(association), None))
         if on_connection is not None:
             on_connection(proto)
         return proto
