@@ -83,3 +83,29 @@ async def test_bad_length_gets_err_and_the_server_keeps_serving() -> None:
     finally:
         server.close()
         await server.wait_closed()
+
+
+async def test_override_across_two_tcp_connections() -> None:
+    events: list[tuple[str, Event]] = []
+    server = await serve("127.0.0.1", 0, AssociationConfig(name="sg", role=Role.SG, routing_contexts=(1,),
+                                                           beat_interval=0), lambda a, e: events.append(("sg", e)))
+    port = server.sockets[0].getsockname()[1]
+    stop = asyncio.Event()
+    clients: dict[str, list[M3uaTcpProtocol]] = {"a": [], "b": []}
+    tasks = []
+    try:
+        for name in ("a", "b"):
+            cfg = AssociationConfig(name=name, role=Role.ASP, routing_contexts=(1,),
+                                    traffic_mode=m3ua.TrafficMode.OVERRIDE, beat_interval=0)
+            tasks.append(asyncio.create_task(run_client("127.0.0.1", port, cfg, lambda a, e: None,
+                                                        on_connection=clients[name].append, stop=stop)))
+            await wait_for(lambda name=name: bool(clients[name])  # type: ignore[misc]
+                           and clients[name][-1].association.state is AspState.ACTIVE)
+        # b took over: a was told over its own socket and is inactive now.
+        await wait_for(lambda: clients["a"][-1].association.state is AspState.INACTIVE)
+        assert clients["b"][-1].association.state is AspState.ACTIVE
+    finally:
+        stop.set()
+        await asyncio.wait_for(asyncio.gather(*tasks), 5)
+        server.close()
+        await server.wait_closed()

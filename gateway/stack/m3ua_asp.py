@@ -399,6 +399,9 @@ def _ntfy(a: M3uaAssociation, msg: m3ua.Message, now: float) -> None:
     if status is None:
         raise M3uaError("NTFY without Status", error_code=ErrorCode.MISSING_PARAMETER)
     a.events.append(Notified(*status))
+    if (a.config.role is Role.ASP and status == (m3ua.StatusType.OTHER, m3ua.OtherInfo.ALTERNATE_ASP_ACTIVE)
+            and a.state is AspState.ACTIVE):
+        a._set_state(AspState.INACTIVE)  # RFC 4666 §4.3.4.3: another ASP took over (override)
 
 
 _SSNM_KINDS = {Ssnm.DUNA: "unavailable", Ssnm.DAVA: "available", Ssnm.DRST: "restricted", Ssnm.SCON: "congested",
