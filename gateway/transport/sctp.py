@@ -28,6 +28,9 @@ SCTP_SNDINFO = 2  # cmsg type (RFC 6458 §5.3.4)
 SCTP_RCVINFO = 3  # cmsg type (RFC 6458 §5.3.5)
 M3UA_PPID = 3
 STREAMS = 17  # stream 0 for management + 16 for DATA (1 + SLS mod 16)
+SCTP_SOCKOPT_BINDX_ADD = 100  # RFC 6458 §9.1 sctp_bindx(), as the Linux sockopt
+SCTP_GET_PEER_ADDRS = 108
+SCTP_GET_LOCAL_ADDRS = 109
 
 _SNDINFO = struct.Struct("=HHIIi")  # snd_sid, snd_flags, snd_ppid (network order), snd_context, snd_assoc_id
 _RCVINFO = struct.Struct("=HHHxxIIIIi")  # sid, ssn, flags, (pad), ppid, tsn, cumtsn, context, assoc_id
@@ -41,6 +44,37 @@ def sctp_socket() -> socket.socket:
     sock.setsockopt(IPPROTO_SCTP, SCTP_RECVRCVINFO, 1)
     sock.setsockopt(IPPROTO_SCTP, SCTP_NODELAY, 1)
     return sock
+
+
+def _sockaddr_in(host: str, port: int) -> bytes:
+    return struct.pack("=H", socket.AF_INET) + struct.pack("!H", port) + socket.inet_aton(host) + b"\x00" * 8
+
+
+def bind_multihomed(sock: socket.socket, addresses: list[str], port: int) -> None:
+    """Bind to several local IPv4 addresses (multi-homing, RFC 4960 §6.4): the first with bind(), the others
+    added with sctp_bindx(SCTP_BINDX_ADD_ADDR); the peer learns them all from the INIT / INIT-ACK."""
+    sock.bind((addresses[0], port))
+    if len(addresses) > 1:
+        port = sock.getsockname()[1]
+        packed = b"".join(_sockaddr_in(a, port) for a in addresses[1:])
+        sock.setsockopt(IPPROTO_SCTP, SCTP_SOCKOPT_BINDX_ADD, packed)
+
+
+def addresses_of(sock: socket.socket, *, peer: bool = True) -> list[str]:
+    """The IPv4 addresses of the association's peer (or our own), as the kernel knows them."""
+    # struct sctp_getaddrs {assoc_id, addr_num, addrs[]}; a one-to-one socket ignores assoc_id (RFC 6458 §8.3)
+    raw = sock.getsockopt(IPPROTO_SCTP, SCTP_GET_PEER_ADDRS if peer else SCTP_GET_LOCAL_ADDRS, 8 + 16 * 32)
+    _assoc, count = struct.unpack_from("=iI", raw)
+    out = []
+    pos = 8
+    for _ in range(count):
+        family = struct.unpack_from("=H", raw, pos)[0]
+        if family == socket.AF_INET:
+            out.append(socket.inet_ntoa(raw[pos + 4 : pos + 8]))
+            pos += 16
+        else:  # AF_INET6: sockaddr_in6
+            pos += 28
+    return out
 
 
 def send_m3ua(sock: socket.socket, data: bytes, stream: int) -> None:
@@ -148,11 +182,12 @@ class M3uaSctpConnection:
 
 async def serve(host: str, port: int, config: AssociationConfig, on_event: EventSink,
                 on_connection: Callable[[M3uaSctpConnection], None] | None = None,
-                metrics: StackMetrics | None = None) -> socket.socket:  # fmt: skip
+                metrics: StackMetrics | None = None,
+                extra_addresses: tuple[str, ...] = ()) -> socket.socket:  # fmt: skip
     """Accept ASPs over SCTP (SG/IPSP role). Returns the listening socket (close it to stop)."""
     loop = asyncio.get_running_loop()
     listener = sctp_socket()
-    listener.bind((host, port))
+    bind_multihomed(listener, [host, *extra_addresses], port)
     listener.listen(16)
     listener.setblocking(False)
 
@@ -172,14 +207,18 @@ async def serve(host: str, port: int, config: AssociationConfig, on_event: Event
 async def run_client(host: str, port: int, config: AssociationConfig, on_event: EventSink, *,
                      on_connection: Callable[[M3uaSctpConnection], None] | None = None,
                      backoff_initial: float = 0.5, backoff_max: float = 30.0,
-                     stop: asyncio.Event | None = None, metrics: StackMetrics | None = None) -> None:  # fmt: skip
-    """Keep one ASP association up over SCTP, reconnecting with exponential backoff and full jitter."""
+                     stop: asyncio.Event | None = None, metrics: StackMetrics | None = None,
+                     local_addresses: tuple[str, ...] = ()) -> None:  # fmt: skip
+    """Keep one ASP association up over SCTP, reconnecting with exponential backoff and full jitter. With
+    ``local_addresses`` the association is multi-homed on our side too."""
     loop = asyncio.get_running_loop()
     stop = stop or asyncio.Event()
     association = M3uaAssociation(config)
     delay = backoff_initial
     while not stop.is_set():
         sock = sctp_socket()
+        if local_addresses:
+            bind_multihomed(sock, list(local_addresses), 0)
         sock.setblocking(False)
         try:
             await loop.sock_connect(sock, (host, port))

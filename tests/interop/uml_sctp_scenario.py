@@ -36,13 +36,17 @@ async def main() -> dict[str, object]:
             data[assoc.config.name].append(event.data.data)
 
     listener = await sctp.serve("127.0.0.1", 2905, AssociationConfig(name="sg", role=Role.SG, beat_interval=0),
-                                sink, servers.append)  # fmt: skip
+                                sink, servers.append, extra_addresses=("127.0.0.2",))  # fmt: skip
     stop = asyncio.Event()
     cfg = AssociationConfig(name="asp", role=Role.ASP, routing_keys=(m3ua.RoutingKey(1, 1),), beat_interval=0.2)
     task = asyncio.create_task(sctp.run_client("127.0.0.1", 2905, cfg, sink, on_connection=clients.append,
-                                               backoff_initial=0.05, stop=stop))  # fmt: skip
+                                               backoff_initial=0.05, stop=stop,
+                                               local_addresses=("127.0.0.3", "127.0.0.4")))  # fmt: skip
     report["active"] = await wait_for(lambda: bool(clients) and clients[-1].association.state is AspState.ACTIVE
                                       and bool(servers) and servers[-1].association.state is AspState.ACTIVE)
+    # Multi-homing: each side sees both of the other's addresses.
+    report["multihomed_client_sees"] = sorted(sctp.addresses_of(clients[-1].sock)) == ["127.0.0.1", "127.0.0.2"]
+    report["multihomed_server_sees"] = sorted(sctp.addresses_of(servers[-1].sock)) == ["127.0.0.3", "127.0.0.4"]
     report["mgmt_on_stream_0"] = all(sid == 0 and ppid == 3 for sid, ppid in servers[-1].received_streams)
     clients[-1].send_data(1, 2, 5, b"asp->sg")
     servers[-1].send_data(2, 1, 9, b"sg->asp")
