@@ -29,6 +29,7 @@ SCTP_RCVINFO = 3  # cmsg type (RFC 6458 §5.3.5)
 M3UA_PPID = 3
 STREAMS = 17  # stream 0 for management + 16 for DATA (1 + SLS mod 16)
 SCTP_SOCKOPT_BINDX_ADD = 100  # RFC 6458 §9.1 sctp_bindx(), as the Linux sockopt
+SCTP_STATUS = 14  # struct sctp_status: the negotiated stream counts
 SCTP_GET_PEER_ADDRS = 108
 SCTP_GET_LOCAL_ADDRS = 109
 
@@ -77,6 +78,14 @@ def addresses_of(sock: socket.socket, *, peer: bool = True) -> list[str]:
     return out
 
 
+def outbound_streams(sock: socket.socket) -> int:
+    """The number of outbound streams the peer granted (struct sctp_status: assoc_id, state, rwnd, unackdata,
+    penddata, instrms, outstrms, ...)."""
+    raw = sock.getsockopt(IPPROTO_SCTP, SCTP_STATUS, 256)
+    _assoc, _state, _rwnd, _unack, _pend, _instrms, outstrms = struct.unpack_from("=iiIHHHH", raw)
+    return int(outstrms)
+
+
 def send_m3ua(sock: socket.socket, data: bytes, stream: int) -> None:
     info = _SNDINFO.pack(stream, 0, socket.htonl(M3UA_PPID), 0, 0)
     sock.sendmsg([data], [(IPPROTO_SCTP, SCTP_SNDINFO, info)])
@@ -103,6 +112,10 @@ class M3uaSctpConnection:
         self.loop = asyncio.get_running_loop()
         self.closed: asyncio.Future[None] = self.loop.create_future()
         self.received_streams: list[tuple[int, int]] = []  # (stream, ppid) of the last messages, for tests/metrics
+        try:
+            self.streams = outbound_streams(sock)  # DATA streams are 1..streams-1 (RFC 4666 §1.4.7)
+        except OSError:
+            self.streams = STREAMS
         self._timer: asyncio.TimerHandle | None = None
         sock.setblocking(False)
         self.loop.add_reader(sock.fileno(), self._readable)
@@ -156,8 +169,11 @@ class M3uaSctpConnection:
         out = list(self.association.outgoing)
         self.association.outgoing.clear()
         for item in out:
+            stream = item.stream
+            if stream >= self.streams:  # the peer granted fewer streams than we asked for
+                stream = 1 + (stream - 1) % (self.streams - 1) if self.streams > 1 else 0
             try:
-                send_m3ua(self.sock, item.data, item.stream)
+                send_m3ua(self.sock, item.data, stream)
             except OSError:
                 self.close()
                 return

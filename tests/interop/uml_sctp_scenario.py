@@ -47,6 +47,7 @@ async def main() -> dict[str, object]:
     # Multi-homing: each side sees both of the other's addresses.
     report["multihomed_client_sees"] = sorted(sctp.addresses_of(clients[-1].sock)) == ["127.0.0.1", "127.0.0.2"]
     report["multihomed_server_sees"] = sorted(sctp.addresses_of(servers[-1].sock)) == ["127.0.0.3", "127.0.0.4"]
+    report["streams_negotiated"] = clients[-1].streams == sctp.STREAMS == servers[-1].streams
     report["mgmt_on_stream_0"] = all(sid == 0 and ppid == 3 for sid, ppid in servers[-1].received_streams)
     clients[-1].send_data(1, 2, 5, b"asp->sg")
     servers[-1].send_data(2, 1, 9, b"sg->asp")
