@@ -9,6 +9,7 @@ The daemon (``ussd-gateway run``) arrives with the SIGTRAN stack; until then ``m
 from __future__ import annotations
 
 import argparse
+import asyncio
 import dataclasses
 import enum
 import json
@@ -21,6 +22,7 @@ from gateway.codecs import map as map_codec
 from gateway.codecs.errors import CodecError
 from gateway.codecs.map_address import AddressString
 from gateway.codecs.sccp import SccpAddress
+from gateway.sim.run import SimSettings, dial_many
 
 # design.md §3: a real TC-BEGIN (processUnstructuredSS-Request "*123#", msisdn 491720000001), as pycrate and
 # asn1tools both produce it.
@@ -116,13 +118,46 @@ def selfcheck(out: Any = sys.stdout) -> int:
     return 1 if failed else 0
 
 
+def _sim(args: argparse.Namespace) -> int:
+    host, _, port = args.connect.rpartition(":")
+    answers = [a for a in args.input.split(",") if a]
+    calls = [(args.msisdn, args.code, list(answers)) for _ in range(args.count)]
+    try:
+        sessions, seconds = asyncio.run(dial_many(host or "127.0.0.1", int(port), calls,
+                                                  settings=SimSettings(register=args.register),
+                                                  concurrency=args.concurrency))  # fmt: skip
+    except (OSError, TimeoutError) as exc:
+        print(json.dumps({"error": str(exc)}), file=sys.stderr)
+        return 1
+    if args.count == 1:
+        s = sessions[0]
+        # The handset API's view (handset-ussd-api.txt): status, the texts, the DCS is in the MAP values.
+        print(json.dumps({"status": s.status, "menus": s.menus, "final": s.final, "error": s.error},
+                         ensure_ascii=False))  # fmt: skip
+        return 0 if s.status == "ended" else 1
+    ended = sum(s.status == "ended" for s in sessions)
+    print(json.dumps({"sessions": len(sessions), "ended": ended, "seconds": round(seconds, 3),
+                      "sessions_per_second": round(len(sessions) / seconds, 1) if seconds else None}))  # fmt: skip
+    return 0 if ended == len(sessions) else 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ussd-gateway", description="SS7/MAP USSD gateway")
     sub = parser.add_subparsers(dest="command", required=True)
     dec = sub.add_parser("decode", help="decode an M3UA, SCCP or TCAP message given in hex")
     dec.add_argument("hex", help="the message octets in hex (spaces and colons allowed)")
     sub.add_parser("selfcheck", help="run sample messages through every layer both ways")
+    sim = sub.add_parser("sim", help="act as an MSC/VLR with handsets: connect to a gateway or STP and dial")
+    sim.add_argument("code", help="the service code to dial, e.g. '*123#'")
+    sim.add_argument("--connect", default="127.0.0.1:2905", help="HOST:PORT of the gateway or STP (M3UA/TCP)")
+    sim.add_argument("--msisdn", default="491720000001")
+    sim.add_argument("--input", default="", help="the answers to the menus, comma-separated (e.g. 1,2)")
+    sim.add_argument("--count", type=int, default=1, help="dial this many times (a load test)")
+    sim.add_argument("--concurrency", type=int, default=100)
+    sim.add_argument("--register", action="store_true", help="register a routing key first (osmo-stp)")
     args = parser.parse_args(argv)
+    if args.command == "sim":
+        return _sim(args)
     if args.command == "decode":
         text = "".join(c for c in args.hex if c not in " :\n\t")
         try:

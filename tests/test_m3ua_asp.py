@@ -241,3 +241,16 @@ def test_loadshare_keeps_both_and_mixed_modes_are_refused() -> None:
     assert any(getattr(e, "code", None) == ErrorCode.UNSUPPORTED_TRAFFIC_MODE_TYPE for e in events)
     sg1.connection_lost()
     assert registry.active[1] == [sg2]
+
+
+def test_ssnm_state_is_tracked_per_destination() -> None:
+    asp, sg = pair()
+    asp.connection_made(0.0)
+    pump(asp, sg, 0.0)
+    apc = [m3ua.AffectedPointCode(5)]
+    asp.receive(m3ua.encode(m3ua.ssnm(m3ua.Ssnm.SCON, apc, congestion_level=2)), 1.0)
+    asp.receive(m3ua.encode(m3ua.ssnm(m3ua.Ssnm.DUPU, apc, user_cause=(2, 3))), 1.0)  # inaccessible remote user SCCP
+    asp.receive(m3ua.encode(m3ua.ssnm(m3ua.Ssnm.DRST, apc)), 1.0)
+    assert asp.congested == {5: 2} and asp.user_unavailable == {5: (2, 3)} and asp.restricted == {5}
+    asp.receive(m3ua.encode(m3ua.ssnm(m3ua.Ssnm.DAVA, apc)), 2.0)
+    assert not asp.congested and not asp.user_unavailable and not asp.restricted and not asp.unavailable

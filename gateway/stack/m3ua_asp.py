@@ -172,7 +172,10 @@ class M3uaAssociation:
     routing_contexts: tuple[int, ...] = ()
     outgoing: deque[Outgoing] = field(default_factory=deque)
     events: deque[Event] = field(default_factory=deque)
-    unavailable: set[int] = field(default_factory=set)  # point codes the peer told us are unavailable
+    unavailable: set[int] = field(default_factory=set)  # point codes the peer told us are unavailable (DUNA)
+    restricted: set[int] = field(default_factory=set)  # DRST
+    congested: dict[int, int] = field(default_factory=dict)  # SCON: point code -> congestion level (0 = cleared)
+    user_unavailable: dict[int, tuple[int, int]] = field(default_factory=dict)  # DUPU: pc -> (cause, MTP3 user)
     _pending: _Pending | None = None
     _queue: deque[tuple[int, bytes]] = field(default_factory=deque)
     _next_beat: float | None = None
@@ -413,11 +416,26 @@ def _ssnm(a: M3uaAssociation, msg: m3ua.Message, now: float) -> None:
     if not apcs:
         raise M3uaError("SSNM without Affected Point Code", error_code=ErrorCode.MISSING_PARAMETER)
     kind = _SSNM_KINDS[Ssnm(msg.msg_type)]
+    level = msg.u32(m3ua.Tag.CONGESTION_INDICATIONS) or 0
+    cause = msg.get(m3ua.Tag.USER_CAUSE)
     for apc in apcs:
+        pc = apc.pc
         if kind == "unavailable":
-            a.unavailable.add(apc.pc)
-        elif kind == "available":
-            a.unavailable.discard(apc.pc)
+            a.unavailable.add(pc)
+        elif kind == "available":  # DAVA clears everything known about the destination
+            a.unavailable.discard(pc)
+            a.restricted.discard(pc)
+            a.congested.pop(pc, None)
+            a.user_unavailable.pop(pc, None)
+        elif kind == "restricted":
+            a.restricted.add(pc)
+        elif kind == "congested":
+            if level:
+                a.congested[pc] = level
+            else:
+                a.congested.pop(pc, None)
+        elif cause is not None and len(cause) == 4:
+            a.user_unavailable[pc] = (int.from_bytes(cause[:2], "big"), int.from_bytes(cause[2:], "big"))
     a.events.append(DestinationState(kind, apcs))
 
 
