@@ -15,16 +15,8 @@ from gateway.stack.map_ussd import Mode, PushDelivered, PushFailed, PushRouted
 from gateway.transport import tcp
 from gateway.transport.runner import NodeRunner
 from tests.support import tshark
+from tests.support.aio import wait_for
 from tests.support.network import HLR, MENU, gateway_node, network_node
-
-
-async def wait_for(predicate, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
-    loop = asyncio.get_running_loop()
-    end = loop.time() + timeout
-    while not predicate():
-        if loop.time() > end:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.01)
 
 
 @pytest.mark.interop

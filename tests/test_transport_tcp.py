@@ -9,17 +9,11 @@ from gateway.codecs import m3ua
 from gateway.codecs.m3ua import ErrorCode
 from gateway.stack.m3ua_asp import AspState, AssociationConfig, DataReceived, Event, M3uaAssociation, Role
 from gateway.transport.tcp import M3uaTcpProtocol, run_client, serve
+from tests.support.aio import wait_for
 
 KEY = m3ua.RoutingKey(local_rk_id=1, dpc=1)
 
 
-async def wait_for(predicate, timeout: float = 5.0) -> None:  # type: ignore[no-untyped-def]
-    loop = asyncio.get_running_loop()
-    end = loop.time() + timeout
-    while not predicate():
-        if loop.time() > end:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.01)
 
 
 async def test_asp_registers_activates_exchanges_data_and_reconnects() -> None:

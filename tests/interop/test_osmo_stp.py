@@ -12,6 +12,7 @@ import pytest
 from gateway.codecs import m3ua
 from gateway.stack.m3ua_asp import AspState, AssociationConfig, DataReceived, Event, M3uaAssociation, Role
 from gateway.transport.tcp import M3uaTcpProtocol, run_client
+from tests.support.aio import wait_for
 from tests.support.osmo_stp import OsmoStp, free_port, pc
 
 pytestmark = pytest.mark.interop
@@ -29,13 +30,6 @@ def stp() -> Iterator[OsmoStp]:
         server.stop()
 
 
-async def wait_for(predicate, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
-    loop = asyncio.get_running_loop()
-    end = loop.time() + timeout
-    while not predicate():
-        if loop.time() > end:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.02)
 
 
 async def test_two_asps_exchange_data_and_survive_restart(stp: OsmoStp) -> None:
