@@ -43,6 +43,8 @@ class Route:
     allowed_vlr: tuple[str, ...] | None = None
     texts: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # kind -> language -> text
     sensitive: bool = False
+    secret: str | None = None  # HMAC-SHA256 key for the X-USSD-Signature header (apps verify the gateway)
+    end_notice: bool = False  # POST an end-of-session notice to the app
 
     def allows(self, msisdn: str | None, imsi: str | None, vlr: str | None) -> bool:
         return (_allowed(self.allowed_msisdn, msisdn) and _allowed(self.allowed_imsi, imsi)

@@ -1,0 +1,119 @@
+"""Application dialects against real aiohttp servers on loopback: native JSON and Africa's Talking, signature,
+failover to the backup URL, timeout, garbage replies."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from gateway.apps.client import AppClient, AppError, sign
+from gateway.apps.dialects import AppReply, AppRequest
+from gateway.routing.table import Route
+
+SECRET = "s3cret"
+
+
+@pytest.fixture
+async def servers() -> AsyncIterator[tuple[str, list[dict[str, object]]]]:
+    seen: list[dict[str, object]] = []
+
+    async def json_app(request: web.Request) -> web.Response:
+        body = await request.read()
+        ts = request.headers.get("X-USSD-Timestamp", "")
+        seen.append({"signed": request.headers.get("X-USSD-Signature") == sign(SECRET, ts, body),
+                     "body": json.loads(body)})
+        data = json.loads(body)
+        if data["input"] is None:
+            return web.json_response({"action": "continue", "text": "1. Balance"})
+        return web.json_response({"action": "end", "text": f"You chose {data['input']}"})
+
+    async def at_app(request: web.Request) -> web.Response:
+        form = await request.post()
+        seen.append({"form": dict(form)})
+        text = str(form["text"])
+        if text == "":
+            return web.Response(text="CON Welcome\n1. Balance", content_type="text/plain")
+        return web.Response(text=f"END Balance for {form['phoneNumber']}: 12.50 ({text})", content_type="text/plain")
+
+    async def broken(request: web.Request) -> web.Response:
+        return web.Response(status=503)
+
+    async def slow(request: web.Request) -> web.Response:
+        await asyncio.sleep(2)
+        return web.json_response({"action": "end", "text": "late"})
+
+    async def garbage(request: web.Request) -> web.Response:
+        return web.Response(text="<html>oops</html>")
+
+    app = web.Application()
+    app.router.add_post("/json", json_app)
+    app.router.add_post("/at", at_app)
+    app.router.add_post("/broken", broken)
+    app.router.add_post("/slow", slow)
+    app.router.add_post("/garbage", garbage)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        yield f"http://127.0.0.1:{port}", seen
+    finally:
+        await runner.cleanup()
+
+
+def req(inputs: tuple[str, ...] = (), params: tuple[str, ...] = ()) -> AppRequest:
+    return AppRequest("sess-1", "491720000001", "*123#", params, inputs, imsi="262011234567890", vlr="4917299")
+
+
+async def test_json_dialect_signed(servers: tuple[str, list[dict[str, object]]]) -> None:
+    base, seen = servers
+    route = Route("r", "*123#", "prefix", f"{base}/json", secret=SECRET)
+    async with aiohttp.ClientSession() as session:
+        client = AppClient(session)
+        assert await client.call(route, req()) == AppReply(False, "1. Balance")
+        assert await client.call(route, req(("1",))) == AppReply(True, "You chose 1")
+    assert all(s["signed"] for s in seen)
+    first = seen[0]["body"]
+    assert isinstance(first, dict)
+    assert (first["sessionId"], first["msisdn"], first["imsi"], first["step"]) == ("sess-1", "491720000001",
+                                                                                    "262011234567890", 0)
+
+
+async def test_africastalking_dialect(servers: tuple[str, list[dict[str, object]]]) -> None:
+    base, seen = servers
+    route = Route("r", "*123#", "prefix", f"{base}/at", dialect="africastalking")
+    async with aiohttp.ClientSession() as session:
+        client = AppClient(session)
+        assert await client.call(route, req()) == AppReply(False, "Welcome\n1. Balance")
+        reply = await client.call(route, req(("1", "2"), params=("9",)))
+    assert reply == AppReply(True, "Balance for +491720000001: 12.50 (9*1*2)")
+    assert seen[0]["form"] == {"sessionId": "sess-1", "serviceCode": "*123#", "phoneNumber": "+491720000001",
+                               "networkCode": "", "text": ""}
+
+
+async def test_failover_timeout_and_garbage(servers: tuple[str, list[dict[str, object]]]) -> None:
+    base, _ = servers
+    async with aiohttp.ClientSession() as session:
+        client = AppClient(session)
+        failover = Route("r", "*1#", "prefix", f"{base}/broken", backup_url=f"{base}/json")
+        assert (await client.call(failover, req())).text == "1. Balance"
+        down = Route("r", "*1#", "prefix", "http://127.0.0.1:9/nothing", backup_url=f"{base}/json")
+        assert (await client.call(down, req())).text == "1. Balance"
+        with pytest.raises(AppError) as info:
+            await client.call(Route("r", "*1#", "prefix", f"{base}/broken", backup_url=f"{base}/broken"), req())
+        assert info.value.reason == "http-503"
+        with pytest.raises(AppError) as info:
+            await client.call(Route("r", "*1#", "prefix", f"{base}/slow", timeout=0.3), req())
+        assert info.value.reason == "timeout"
+        with pytest.raises(AppError) as info:
+            await client.call(Route("r", "*1#", "prefix", f"{base}/garbage"), req())
+        assert info.value.reason == "bad-reply"
+        with pytest.raises(AppError) as info:
+            await client.call(Route("r", "*1#", "prefix", "http://127.0.0.1:9/x"), req())
+        assert info.value.reason == "down"
