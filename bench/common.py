@@ -64,6 +64,7 @@ def time_interleaved(fns: dict[str, Callable[[], object]], *, min_time: float = 
         for _ in range(repeat):
             for name, fn in fns.items():
                 n = loops[name]
+                gc.collect()  # outside the timing: a reference's garbage must not slow the next function down
                 t0 = time.perf_counter()
                 for _ in range(n):
                     fn()
