@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import random
 import socket
 import struct
 from collections.abc import Callable
-from typing import Any
 
 from gateway.ops.metrics import StackMetrics
 from gateway.stack.m3ua_asp import AssociationConfig, AssociationLost, Event, M3uaAssociation, drain
+from gateway.transport.reconnect import keep_connected
 
 IPPROTO_SCTP = 132
 SCTP_INITMSG = 2  # sockopt: struct sctp_initmsg
@@ -228,10 +227,9 @@ async def run_client(host: str, port: int, config: AssociationConfig, on_event: 
     """Keep one ASP association up over SCTP, reconnecting with exponential backoff and full jitter. With
     ``local_addresses`` the association is multi-homed on our side too."""
     loop = asyncio.get_running_loop()
-    stop = stop or asyncio.Event()
     association = M3uaAssociation(config)
-    delay = backoff_initial
-    while not stop.is_set():
+
+    async def connect() -> M3uaSctpConnection | None:
         sock = sctp_socket()
         if local_addresses:
             bind_multihomed(sock, list(local_addresses), 0)
@@ -240,18 +238,8 @@ async def run_client(host: str, port: int, config: AssociationConfig, on_event: 
             await loop.sock_connect(sock, (host, port))
         except OSError:
             sock.close()
-        else:
-            delay = backoff_initial
-            conn = M3uaSctpConnection(sock, association, on_event, metrics)
-            if on_connection is not None:
-                on_connection(conn)
-            stopper: asyncio.Future[Any] = asyncio.ensure_future(stop.wait())
-            waiting: list[asyncio.Future[Any]] = [conn.closed, stopper]
-            await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
-            stopper.cancel()
-            if stop.is_set():
-                conn.close()
-                return
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=random.uniform(0, delay))
-        delay = min(delay * 2, backoff_max)
+            return None
+        return M3uaSctpConnection(sock, association, on_event, metrics)
+
+    await keep_connected(connect, stop=stop or asyncio.Event(), on_connection=on_connection,
+                         backoff_initial=backoff_initial, backoff_max=backoff_max)  # fmt: skip

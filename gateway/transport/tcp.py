@@ -8,10 +8,7 @@ closed; the server keeps accepting others. The client reconnects with exponentia
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import random
 from collections.abc import Callable
-from typing import Any
 
 from gateway.codecs.errors import M3uaError
 from gateway.codecs.m3ua_framer import Framer
@@ -25,6 +22,7 @@ from gateway.stack.m3ua_asp import (
     Outgoing,
     drain,
 )
+from gateway.transport.reconnect import keep_connected
 
 EventSink = Callable[[M3uaAssociation, Event], None]
 
@@ -89,6 +87,10 @@ class M3uaTcpProtocol(asyncio.Protocol):
             self.closed.set_result(None)
 
     # shell
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
     def send_data(self, opc: int, dpc: int, sls: int, payload: bytes) -> bool:
         ok = self.association.send_data(opc, dpc, sls, payload)
         self._after_input()
@@ -170,29 +172,16 @@ async def run_client(host: str, port: int, config: AssociationConfig, on_event: 
     """Keep one ASP association to an SG/STP up: connect, run until lost, reconnect with exponential backoff and
     full jitter (so that several gateways do not reconnect in step after an STP restart)."""
     loop = asyncio.get_running_loop()
-    stop = stop or asyncio.Event()
     association = M3uaAssociation(config)
-    delay = backoff_initial
-    while not stop.is_set():
+
+    async def connect() -> M3uaTcpProtocol | None:
         try:
             _, proto = await loop.create_connection(
                 lambda: M3uaTcpProtocol(association, on_event, metrics=metrics), host, port
             )
         except OSError:
-            proto = None
-        if proto is not None:
-            delay = backoff_initial
-            if on_connection is not None:
-                on_connection(proto)
-            stopper: asyncio.Future[Any] = asyncio.ensure_future(stop.wait())
-            waiting: list[asyncio.Future[Any]] = [proto.closed, stopper]
-            await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
-            stopper.cancel()
-            if stop.is_set():
-                if proto.transport is not None:
-                    proto.transport.close()
-                await proto.closed
-                return
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=random.uniform(0, delay))
-        delay = min(delay * 2, backoff_max)
+            return None
+        return proto
+
+    await keep_connected(connect, stop=stop or asyncio.Event(), on_connection=on_connection,
+                         backoff_initial=backoff_initial, backoff_max=backoff_max)  # fmt: skip
