@@ -1,6 +1,6 @@
 """Application dialects: how a USSD step is put to an HTTP application server and how its reply is read.
 
-- ``json`` (native, see openapi in docs later): POST application/json; the reply is
+- ``json`` (native, documented in docs/openapi-app.yaml): POST application/json; the reply is
   ``{"action": "continue" | "end", "text": "..."}``.
 - ``africastalking``: POST form ``sessionId, serviceCode, phoneNumber, networkCode, text`` where ``text`` is empty on
   the first step and then all the inputs joined by ``*``; the reply is text/plain ``CON ...`` or ``END ...``.
