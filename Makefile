@@ -1,11 +1,11 @@
 # The two commands of README.md:
-#   make run    set up and run the gateway on its embedded default configuration
+#   make run    set up and run the gateway on its embedded default configuration (config/default.toml)
 #   make test   set up and run the whole test suite (lint, types, tests)
 .PHONY: run test bench lint
 
 run:
 	scripts/setup.sh
-	.venv/bin/ussd-gateway selfcheck
+	.venv/bin/ussd-gateway run
 
 test:
 	scripts/setup.sh --test

@@ -3,7 +3,8 @@
     ussd-gateway decode HEX      decode an M3UA, SCCP or TCAP message (hex) down to MAP values and USSD text
     ussd-gateway selfcheck       run sample USSD messages through every layer, both ways, and report
 
-The daemon (``ussd-gateway run``) arrives with the SIGTRAN stack; until then ``make run`` runs the self-check.
+    ussd-gateway run [-c FILE]   run the gateway (embedded default: M3UA SG on 127.0.0.1:2905, demo *123#)
+    ussd-gateway sim CODE        act as a handset behind a simulated MSC
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from gateway import daemon
 from gateway.codecs import layers, m3ua, sccp, tcap, ussd_string
 from gateway.codecs import map as map_codec
 from gateway.codecs.errors import CodecError
@@ -147,6 +149,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     dec = sub.add_parser("decode", help="decode an M3UA, SCCP or TCAP message given in hex")
     dec.add_argument("hex", help="the message octets in hex (spaces and colons allowed)")
     sub.add_parser("selfcheck", help="run sample messages through every layer both ways")
+    run = sub.add_parser("run", help="run the gateway (the embedded default configuration without -c)")
+    run.add_argument("-c", "--config", help="the configuration file (TOML)")
     sim = sub.add_parser("sim", help="act as an MSC/VLR with handsets: connect to a gateway or STP and dial")
     sim.add_argument("code", help="the service code to dial, e.g. '*123#'")
     sim.add_argument("--connect", default="127.0.0.1:2905", help="HOST:PORT of the gateway or STP (M3UA/TCP)")
@@ -158,6 +162,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "sim":
         return _sim(args)
+    if args.command == "run":
+        return daemon.run(args.config)
     if args.command == "decode":
         text = "".join(c for c in args.hex if c not in " :\n\t")
         try:

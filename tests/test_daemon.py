@@ -1,0 +1,83 @@
+"""`ussd-gateway run`: the daemon on a configuration file, driven by the simulator; bad files are refused."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import sys
+from pathlib import Path
+
+import pytest
+
+from gateway.config.load import DEFAULT, ConfigError, load
+from gateway.daemon import serve
+from gateway.sim.run import dial_many
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def config(tmp_path: Path) -> Path:
+    text = DEFAULT.read_text().replace("127.0.0.1:2905", f"127.0.0.1:{free_port()}")
+    app_port = free_port()
+    text = text.replace("127.0.0.1:8099", f"127.0.0.1:{app_port}").replace('path = "var/cdr.jsonl"',
+                                                                            f'path = "{tmp_path}/cdr.jsonl"')
+    path = tmp_path / "gw.toml"
+    path.write_text(text)
+    return path
+
+
+async def test_default_configuration_serves_the_demo_menu(tmp_path: Path) -> None:
+    cfg = load(config(tmp_path))
+    stop = asyncio.Event()
+    ready: list[dict[str, object]] = []
+    task = asyncio.create_task(serve(cfg, stop, ready.append))
+    try:
+        while not ready:
+            await asyncio.sleep(0.01)
+        calls = [("491720000001", "*123#", ["1"]), ("491720000001", "*123#", ["2"]), ("491720000001", "*5#", [])]
+        sessions, _ = await dial_many("127.0.0.1", cfg.listen_port, calls)
+        assert [s.final for s in sessions] == ["Your balance is 42.00 EUR", "Dial *123# and pick an option.",
+                                               "Unknown service code. Try *123#"]
+        assert sessions[0].menus == ["Demo menu\n1. Balance\n2. Help"]
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)
+    cdrs = [json.loads(line) for line in (tmp_path / "cdr.jsonl").read_text().splitlines()]
+    assert [c["menu_path"] for c in cdrs] == [["1"], ["2"]]
+
+
+@pytest.mark.parametrize(
+    ("edit", "key", "reason"),
+    [
+        (lambda t: t.replace('listen = "127.0.0.1:2905"', 'listen = "nowhere"'), "m3ua.listen", "HOST:PORT"),
+        (lambda t: t.replace("point_code = 1 ", "point_code = 99999 "), "sccp.point_code", "14-bit"),
+        (lambda t: t.replace('global_title = "491700000001"', 'global_title = "49x"'), "sccp.global_title", "digits"),
+        (lambda t: t + "\n[colours]\nred = 1\n", "colours", "unknown section"),
+        (lambda t: t.replace('code = "*123#"', 'code = "123"'), "route 'demo'", "never match"),
+        (lambda t: t.replace("idle_timeout = 120.0", 'idle_timeout = "long"'), "tcap.idle_timeout", "expected float"),
+        (lambda t: t + "\n[[[", "-", "not valid TOML"),
+    ],
+)
+def test_bad_configuration_is_refused_with_file_key_reason(tmp_path: Path, edit, key: str, reason: str) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "bad.toml"
+    path.write_text(edit(DEFAULT.read_text()))
+    with pytest.raises(ConfigError) as info:
+        load(path)
+    assert info.value.file == str(path) and info.value.key == key and reason in info.value.reason
+
+
+async def test_run_command_refuses_a_bad_file_without_traceback(tmp_path: Path) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text("[m3ua]\nlisten = 5\n")
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "gateway.cli", "run", "-c", str(path),
+                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    _, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 2
+    error = json.loads(err)
+    assert error == {"error": "bad configuration", "file": str(path), "key": "m3ua.listen",
+                     "reason": "expected str, got int 5"}
