@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 
 import aiohttp
 from aiohttp import web
+from prometheus_client import generate_latest
 
 from gateway.apps.client import AppClient
 from gateway.apps.sessions import SessionManager
@@ -77,21 +78,39 @@ async def serve(cfg: GatewayConfig, stop: asyncio.Event,
                 managers[0].on_event(ussd.events.popleft())
 
         runner = NodeRunner(node, on_table_event)
-        managers.append(SessionManager(ussd, cfg.routes, AppClient(http), pump=runner.pump, cdr=cdr))
+        managers.append(SessionManager(ussd, cfg.routes, AppClient(http), pump=runner.pump, cdr=cdr, metrics=metrics))
+        if cfg.metrics_listen is not None:
+            cleanups.append(await _serve_metrics(metrics, cfg.metrics_listen))
         rcs = (cfg.routing_context,) if cfg.routing_context is not None else ()
         server = await tcp.serve(cfg.listen_host, cfg.listen_port,
                                  AssociationConfig(name="m3ua", role=Role.SG, routing_contexts=rcs), runner.sink,
                                  runner.add, metrics=metrics)  # fmt: skip
         cleanups.append(_closer(server))
         port = server.sockets[0].getsockname()[1]
+        metrics_at = None if cfg.metrics_listen is None else "{}:{}".format(*cfg.metrics_listen)
         if on_ready is not None:
             on_ready({"event": "ready", "m3ua": f"{cfg.listen_host}:{port}", "routing_context": cfg.routing_context,
-                      "point_code": cfg.point_code, "global_title": cfg.global_title, "config": cfg.file})  # fmt: skip
+                      "point_code": cfg.point_code, "global_title": cfg.global_title, "config": cfg.file,
+                      "metrics": metrics_at})  # fmt: skip
         await stop.wait()
     finally:
         for cleanup in reversed(cleanups):
             with contextlib.suppress(Exception):
                 await cleanup()
+
+
+async def _serve_metrics(metrics: StackMetrics, listen: tuple[str, int]) -> Callable[[], Awaitable[None]]:
+    """Prometheus exposition on GET /metrics."""
+
+    async def handler(request: web.Request) -> web.Response:
+        return web.Response(body=generate_latest(metrics.registry), content_type="text/plain", charset="utf-8")
+
+    app = web.Application()
+    app.router.add_get("/metrics", handler)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, *listen).start()
+    return runner.cleanup
 
 
 def _async(fn: Callable[[], None]) -> Callable[[], Awaitable[None]]:

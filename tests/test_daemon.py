@@ -8,6 +8,7 @@ import socket
 import sys
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from gateway.config.load import DEFAULT, ConfigError, load
@@ -26,6 +27,7 @@ def config(tmp_path: Path) -> Path:
     app_port = free_port()
     text = text.replace("127.0.0.1:8099", f"127.0.0.1:{app_port}").replace('path = "var/cdr.jsonl"',
                                                                             f'path = "{tmp_path}/cdr.jsonl"')
+    text = text.replace("127.0.0.1:9105", f"127.0.0.1:{free_port()}")
     path = tmp_path / "gw.toml"
     path.write_text(text)
     return path
@@ -44,6 +46,13 @@ async def test_default_configuration_serves_the_demo_menu(tmp_path: Path) -> Non
         assert [s.final for s in sessions] == ["Your balance is 42.00 EUR", "Dial *123# and pick an option.",
                                                "Unknown service code. Try *123#"]
         assert sessions[0].menus == ["Demo menu\n1. Balance\n2. Help"]
+        assert cfg.metrics_listen is not None
+        host, port = cfg.metrics_listen
+        async with aiohttp.ClientSession() as http, http.get(f"http://{host}:{port}/metrics") as resp:
+            text = await resp.text()
+        assert 'ussd_sessions_total{outcome="completed",route="demo"} 2.0' in text
+        assert 'ussd_sessions_total{outcome="unknown-code",route="unknown"} 1.0' in text
+        assert "ussd_app_latency_seconds_bucket" in text and 'm3ua_type="DATA"' in text
     finally:
         stop.set()
         await asyncio.wait_for(task, 10)

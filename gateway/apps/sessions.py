@@ -17,6 +17,7 @@ from gateway.apps.client import AppClient, AppError
 from gateway.apps.dialects import AppRequest
 from gateway.codecs import ussd_string
 from gateway.ops.cdr import Cdr, CdrWriter
+from gateway.ops.metrics import StackMetrics
 from gateway.routing.table import Route, RouteTable
 from gateway.stack.map_ussd import SessionClosed, SessionStarted, UserAnswered, UssdEvent, UssdService
 
@@ -42,7 +43,8 @@ class _Session:
 class SessionManager:
     def __init__(self, ussd: UssdService, routes: RouteTable, client: AppClient, *, pump: Callable[[], None],
                  cdr: CdrWriter | None = None, max_sessions: int = 10_000,
-                 truncate_marker: str = "...") -> None:  # fmt: skip
+                 truncate_marker: str = "...", metrics: StackMetrics | None = None) -> None:  # fmt: skip
+        self.metrics = metrics
         self.ussd = ussd
         self.routes = routes
         self.client = client
@@ -96,7 +98,7 @@ class SessionManager:
     def _refuse(self, session: int, route: Route | None, kind: str, outcome: str) -> None:
         text = route.text(kind, None, DEFAULT_TEXTS[kind]) if route is not None else DEFAULT_TEXTS[kind]
         self.ussd.finish(session, text)
-        self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
+        self._count(route.name if route is not None else "-", outcome)
         self._after_action()
 
     def _after_action(self) -> None:
@@ -122,6 +124,8 @@ class SessionManager:
                 self._after_action()
             return
         s.latencies.append((time.perf_counter() - t0) * 1000)
+        if self.metrics is not None:
+            self.metrics.app_latency.labels(s.route.name).observe(s.latencies[-1] / 1000)
         if s.ident not in self.sessions:
             return  # the user or the network ended it while the application was thinking
         text = reply.text if ussd_string.fits(reply.text) else ussd_string.truncate(reply.text, self.truncate_marker)
@@ -131,6 +135,11 @@ class SessionManager:
         else:
             self.ussd.reply(s.ident, text, asyncio.get_running_loop().time())
         self._after_action()
+
+    def _count(self, route: str, outcome: str) -> None:
+        self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
+        if self.metrics is not None:
+            self.metrics.sessions.labels(route, outcome).inc()
 
     def _expired(self, s: _Session) -> None:
         if s.ident in self.sessions:
@@ -142,7 +151,7 @@ class SessionManager:
         if s.timer is not None:
             s.timer.cancel()
         self.per_route[s.route.name] -= 1
-        self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
+        self._count(s.route.name, outcome)
         if self.cdr is not None:
             r = s.request
             self.cdr.write(Cdr(r.session_id, r.msisdn, r.imsi, r.service_code, s.route.name, s.started, time.time(),

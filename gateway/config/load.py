@@ -38,6 +38,7 @@ class GatewayConfig:
     demo_app: tuple[str, int] | None
     cdr_path: str | None
     routes: RouteTable
+    metrics_listen: tuple[str, int] | None = None
 
 
 def _get(data: dict[str, Any], file: str, key: str, kind: type, default: Any = ...) -> Any:
@@ -70,7 +71,7 @@ def load(path: str | Path | None = None) -> GatewayConfig:
         raise ConfigError(file, "-", f"cannot read: {exc.strerror}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(file, "-", f"not valid TOML: {exc}") from None
-    known = {"m3ua", "sccp", "tcap", "demo_app", "cdr", "route"}
+    known = {"m3ua", "sccp", "tcap", "demo_app", "cdr", "route", "metrics"}
     for key in data:
         if key not in known:
             raise ConfigError(file, key, f"unknown section (known: {', '.join(sorted(known))})")
@@ -98,4 +99,5 @@ def load(path: str | Path | None = None) -> GatewayConfig:
         _get(data, file, "tcap.idle_timeout", float, 120.0), _get(data, file, "tcap.invoke_timeout", float, 60.0),
         _get(data, file, "tcap.tid_prefix", int, 0), _get(data, file, "tcap.tid_prefix_bits", int, 0),
         demo_listen, _get(data, file, "cdr.path", str, None), routes,
+        _hostport(file, "metrics.listen", _get(data, file, "metrics.listen", str)) if "metrics" in data else None,
     )  # fmt: skip

@@ -122,6 +122,20 @@ class StackMetrics:
             registry=r,
         )
 
+        self.sessions = Counter(
+            "ussd_sessions",
+            "USSD sessions ended, by route and outcome (completed, busy, app-timeout, unknown-code, ...)",
+            ["route", "outcome"],
+            registry=r,
+        )
+        self.app_latency = Histogram(
+            "ussd_app_latency_seconds",
+            "Application server reply time per step",
+            ["route"],
+            buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10),
+            registry=r,
+        )
+
     def count_m3ua(self, association: str, direction: str, msg_class: int, msg_type: int) -> None:
         cls, typ = M3UA_NAMES.get((msg_class, msg_type), (str(msg_class), str(msg_type)))
         self.m3ua_messages.labels(association, direction, cls, typ).inc()
