@@ -52,6 +52,8 @@ def test_general_coding_bits() -> None:
     assert p.compressed and p.charset is Charset.UCS2 and p.message_class == 2
     assert dcs.parse(0x48).message_class is None
     assert dcs.parse(0xF1).message_class == 1
+    assert dcs.parse(0xF0).message_class is None  # TS 23.038 §5 group 1111: 00 = no message class
+    assert dcs.parse(0xF4).message_class is None and dcs.parse(0xF4).charset is Charset.EIGHT_BIT
     assert dcs.parse(0x95).udh and dcs.parse(0x95).charset is Charset.EIGHT_BIT
 
 

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from gateway.codecs import m3ua
 from gateway.codecs.errors import CodecError, M3uaError
 from gateway.codecs.m3ua import AffectedPointCode, ErrorCode, Message, Parameter, RoutingKey, Tag
-from gateway.codecs.m3ua_framer import Framer
+from gateway.codecs.m3ua_framer import Framer, FramingError
 
 u32 = st.integers(0, 2**32 - 1)
 pc = st.integers(0, 2**14 - 1)
@@ -161,13 +161,23 @@ def test_framer_bad_lengths_raise_and_stay_dead(length: int) -> None:
     framer = Framer(max_message=65536)
     good = m3ua.encode(m3ua.aspup())
     bad = bytes.fromhex("01000301") + length.to_bytes(4, "big")
-    with pytest.raises(M3uaError) as info:
-        framer.feed(good + bad)
+    with pytest.raises(FramingError) as info:
+        framer.feed(good + good + bad)
     assert info.value.error_code == ErrorCode.PROTOCOL_ERROR
     assert info.value.diagnostic == bad
+    assert info.value.messages == [good, good]  # whole messages before the bad header are not lost
     assert framer.buffered == 0
     with pytest.raises(M3uaError):
         framer.feed(good)
+
+
+def test_framer_bad_length_after_a_partial_message_keeps_the_completed_one() -> None:
+    framer = Framer()
+    good = m3ua.encode(m3ua.aspup())
+    assert framer.feed(good[:5]) == []
+    with pytest.raises(FramingError) as info:
+        framer.feed(good[5:] + bytes.fromhex("0100030100000006"))
+    assert info.value.messages == [good]
 
 
 def test_framer_buffer_is_bounded() -> None:

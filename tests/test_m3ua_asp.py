@@ -12,6 +12,7 @@ from gateway.stack.m3ua_asp import (
     DataReceived,
     DestinationState,
     M3uaAssociation,
+    MalformedErrorReceived,
     Notified,
     Outgoing,
     ProtocolErrorSent,
@@ -136,6 +137,22 @@ def test_malformed_message_gets_err_and_association_stays_up() -> None:
     sg.receive(b"\x01\x00", 1.0)  # truncated
     out, _ = drain(sg)
     assert m3ua.decode(out[0].data).error_code == ErrorCode.PROTOCOL_ERROR
+
+
+def test_malformed_err_is_never_answered_with_an_err() -> None:
+    # RFC 4666 §3.8.1: an ERR must not be answered with an ERR, however broken (else two gateways ping-pong).
+    asp, sg = pair()
+    asp.connection_made(0.0)
+    pump(asp, sg, 0.0)
+    drain(sg)
+    for bad in (bytes.fromhex("0100000000000008"),  # ERR without its mandatory Error Code
+                bytes.fromhex("010000000000000c000c0008"),  # parameter overrunning the message
+                bytes.fromhex("0100")):  # fmt: skip
+        sg.receive(bad, 1.0)
+    out, events = drain(sg)
+    assert sum(isinstance(e, MalformedErrorReceived) for e in events) == 2
+    assert len(out) == 1 and m3ua.decode(out[0].data).error_code == ErrorCode.PROTOCOL_ERROR  # the truncated one
+    assert sg.state is AspState.ACTIVE
 
 
 def test_data_before_active_and_wrong_routing_context() -> None:

@@ -132,3 +132,11 @@ def test_fuzz_mutated(msg: tcap.TcapMessage, data: st.DataObject) -> None:
             continue
         # Whatever the fast path accepts, the general path must read the same way.
         assert tcap._decode_general(candidate) == fast
+
+
+@pytest.mark.parametrize("depth", [40, 1200])
+def test_deeply_nested_indefinite_lengths_are_a_codec_error(depth: int) -> None:
+    # Hostile input: a Begin whose dialogue portion nests indefinite lengths; must not exhaust the Python stack.
+    data = bytes.fromhex("6280") + bytes.fromhex("3080") * depth + b"\x00\x00" * (depth + 1)
+    with pytest.raises(CodecError):
+        tcap.decode(data)

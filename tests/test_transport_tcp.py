@@ -67,6 +67,22 @@ async def test_bad_length_gets_err_and_the_server_keeps_serving() -> None:
             assert m3ua.decode(reply).error_code == ErrorCode.PROTOCOL_ERROR
             assert await asyncio.wait_for(reader.read(1024), 5) == b""  # then closed
             writer.close()
+        # Whole messages sent before a bad header in the same segment are handled before the ERR.
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(m3ua.encode(m3ua.aspup()) + m3ua.encode(m3ua.beat(b"ping")) + bytes.fromhex("0100030100000006"))
+        await writer.drain()
+        got = b""
+        while chunk := await asyncio.wait_for(reader.read(1024), 5):
+            got += chunk
+        kinds = []
+        while got:
+            length = int.from_bytes(got[4:8], "big")
+            kinds.append(m3ua.decode(got[:length]))
+            got = got[length:]
+        seen = [(k.msg_class, k.msg_type) for k in kinds]
+        assert seen[0] == (3, 4) and (3, 6) in seen and seen[-1] == (0, 0)  # ASPUP_ACK (NTFY), BEAT_ACK, then ERR
+        assert kinds[-1].error_code == ErrorCode.PROTOCOL_ERROR
+        writer.close()
         # A well-behaved ASP still gets served.
         sock = socket.create_connection(("127.0.0.1", port))
         sock.setblocking(False)

@@ -39,7 +39,10 @@ class Tlv(NamedTuple):
     next: int  # first octet after the TLV (after the end-of-contents octets for indefinite lengths)
 
 
-def read_tlv(buf: bytes | memoryview, pos: int, limit: int) -> Tlv:
+MAX_INDEFINITE_DEPTH = 32  # far beyond any TCAP/MAP nesting; hostile input must not exhaust the stack
+
+
+def read_tlv(buf: bytes | memoryview, pos: int, limit: int, _depth: int = 0) -> Tlv:
     """Read the TLV at ``buf[pos:limit]``. Raises :class:`BerError` on any malformation."""
     if pos >= limit:
         raise BerError(f"expected a tag at offset {pos}, found the end of the data")
@@ -70,11 +73,13 @@ def read_tlv(buf: bytes | memoryview, pos: int, limit: int) -> Tlv:
             first >>= 8
         if not first & CONSTRUCTED:
             raise BerError("indefinite length on a primitive encoding")
+        if _depth >= MAX_INDEFINITE_DEPTH:
+            raise BerError(f"indefinite lengths nested deeper than {MAX_INDEFINITE_DEPTH}")
         inner = pos
         while True:
             if inner + 1 < limit and buf[inner] == 0 and buf[inner + 1] == 0:
                 return Tlv(tag, pos, inner, inner + 2)
-            inner = read_tlv(buf, inner, limit).next
+            inner = read_tlv(buf, inner, limit, _depth + 1).next
     else:
         count = length & 0x7F
         if count == 0x7F:

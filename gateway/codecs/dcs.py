@@ -79,7 +79,8 @@ def _parse(value: int) -> DataCodingScheme:
         return DataCodingScheme(value, charset, message_class=value & 0x03, udh=True)
     if group == 0xF:  # 1111: data coding / message handling, bit 2 = 8-bit
         charset = Charset.EIGHT_BIT if value & 0x04 else Charset.GSM7
-        return DataCodingScheme(value, charset, message_class=value & 0x03, reserved=bool(value & 0x08))
+        # TS 23.038 §5 (CBS), group 1111: class bits 00 mean "no message class", unlike the SMS scheme's class 0.
+        return DataCodingScheme(value, charset, message_class=(value & 0x03) or None, reserved=bool(value & 0x08))
     # 1000, 1010..1101 reserved; 1110 defined by the WAP Forum: read as GSM 7-bit.
     return DataCodingScheme(value, Charset.GSM7, reserved=True)
 

@@ -3,9 +3,10 @@
 SCTP preserves message boundaries; TCP does not, and RFC 4666 defines no framing of its own, so each message is
 cut by the Message Length of its common header (§3.1: the length includes the header and the padded
 parameters). A length below 8, above the configured maximum or not a multiple of 4 (§3.2: parameters are padded
-to 4 octets) cannot be resynchronised: :meth:`Framer.feed` raises :class:`M3uaError` (protocol error, with the
-header as diagnostic). The caller answers with an ERR and closes the connection; the framer is then dead and
-keeps raising. Buffering is bounded by ``max_message``.
+to 4 octets) cannot be resynchronised: :meth:`Framer.feed` raises :class:`FramingError` (an :class:`M3uaError`,
+protocol error, with the header as diagnostic) whose ``messages`` are the complete messages cut before the bad
+header in the same read: the caller handles those first, then answers with an ERR and closes the connection.
+The framer is then dead and keeps raising. Buffering is bounded by ``max_message``.
 """
 
 from __future__ import annotations
@@ -16,6 +17,14 @@ from gateway.codecs.m3ua import ErrorCode
 MIN_MESSAGE = 8
 
 
+class FramingError(M3uaError):
+    """The stream cannot be resynchronised; ``messages`` were complete before the bad header and must be handled."""
+
+    def __init__(self, reason: str, diagnostic: bytes, messages: list[bytes]) -> None:
+        super().__init__(reason, error_code=ErrorCode.PROTOCOL_ERROR, diagnostic=diagnostic)
+        self.messages = messages
+
+
 class Framer:
     __slots__ = ("_buf", "_error", "max_message")
 
@@ -24,7 +33,7 @@ class Framer:
             raise ValueError("max_message must hold at least a common header")
         self.max_message = max_message
         self._buf = bytearray()
-        self._error: M3uaError | None = None
+        self._error: FramingError | None = None
 
     @property
     def buffered(self) -> int:
@@ -33,20 +42,20 @@ class Framer:
     def feed(self, data: bytes) -> list[bytes]:
         """Add received octets; return every complete message, in order."""
         if self._error is not None:
-            raise self._error
+            raise FramingError(str(self._error), self._error.diagnostic or b"", [])
         buf = self._buf
         if not buf and len(data) >= MIN_MESSAGE:
             # Fast path: whole messages at the start of a fresh read need no copy into the buffer.
             out, consumed = self._cut(data)
             if consumed < len(data):
                 buf += data[consumed:]
-                self._check_pending()
+                self._check_pending(out)
             return out
         buf += data
         out, consumed = self._cut(buf)
         if consumed:
             del buf[:consumed]
-        self._check_pending()
+        self._check_pending(out)
         return out
 
     def _cut(self, data: bytes | bytearray) -> tuple[list[bytes], int]:
@@ -55,24 +64,24 @@ class Framer:
         n = len(data)
         while n - pos >= MIN_MESSAGE:
             length = int.from_bytes(data[pos + 4 : pos + 8], "big")
-            self._validate(length, data, pos)
+            self._validate(length, data, pos, out)
             if n - pos < length:
                 break
             out.append(bytes(data[pos : pos + length]))
             pos += length
         return out, pos
 
-    def _check_pending(self) -> None:
+    def _check_pending(self, before: list[bytes]) -> None:
         if len(self._buf) >= MIN_MESSAGE:
-            self._validate(int.from_bytes(self._buf[4:8], "big"), self._buf, 0)
+            self._validate(int.from_bytes(self._buf[4:8], "big"), self._buf, 0, before)
 
-    def _validate(self, length: int, data: bytes | bytearray, pos: int) -> None:
+    def _validate(self, length: int, data: bytes | bytearray, pos: int, before: list[bytes]) -> None:
         if length < MIN_MESSAGE or length > self.max_message or length & 3:
-            self._error = M3uaError(
+            self._error = FramingError(
                 f"M3UA message length {length} is invalid (must be 8..{self.max_message} and a multiple of 4); "
                 "the stream cannot be resynchronised",
-                error_code=ErrorCode.PROTOCOL_ERROR,
-                diagnostic=bytes(data[pos : pos + 8]),
+                bytes(data[pos : pos + 8]),
+                before,
             )
             self._buf.clear()
             raise self._error

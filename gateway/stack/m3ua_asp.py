@@ -103,12 +103,20 @@ class ProtocolErrorSent:
 
 
 @dataclass(frozen=True, slots=True)
+class MalformedErrorReceived:
+    """The peer sent an ERR we cannot decode; never answered with an ERR (RFC 4666 §3.8.1), only counted."""
+
+    reason: str
+    diagnostic: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class AssociationLost:
     reason: str
 
 
 Event = (StateChanged | DataReceived | DestinationState | ErrorReceived | Notified | Registered | ProtocolErrorSent
-         | AssociationLost)  # fmt: skip
+         | MalformedErrorReceived | AssociationLost)  # fmt: skip
 
 
 @dataclass(slots=True)
@@ -222,10 +230,10 @@ class M3uaAssociation:
                 return
             msg = m3ua.decode(data)
         except M3uaError as exc:
-            self._protocol_error(exc.error_code, str(exc), exc.diagnostic or m3ua.diagnostic(data))
+            self._reject(data, exc.error_code, str(exc), exc.diagnostic or m3ua.diagnostic(data))
             return
         except IndexError:
-            self._protocol_error(ErrorCode.PROTOCOL_ERROR, "message shorter than its header", bytes(data[:40]))
+            self._reject(data, ErrorCode.PROTOCOL_ERROR, "message shorter than its header", bytes(data[:40]))
             return
         self._beats_unanswered = 0  # any message shows the peer is alive
         handler = _HANDLERS.get((msg.msg_class, msg.msg_type))
@@ -236,7 +244,14 @@ class M3uaAssociation:
         try:
             handler(self, msg, now)
         except M3uaError as exc:
-            self._protocol_error(exc.error_code, str(exc), m3ua.diagnostic(data))
+            self._reject(data, exc.error_code, str(exc), m3ua.diagnostic(data))
+
+    def _reject(self, data: bytes, code: int, reason: str, diagnostic: bytes) -> None:
+        if len(data) >= 4 and data[2] == MsgClass.MGMT and data[3] == 0:
+            # RFC 4666 §3.8.1: an ERR is never answered with an ERR, however malformed.
+            self.events.append(MalformedErrorReceived(reason, bytes(data[:40])))
+            return
+        self._protocol_error(code, reason, diagnostic)
 
     def handle_timer(self, now: float) -> None:
         if self._pending is not None and now >= self._pending.deadline:
@@ -394,7 +409,9 @@ def _beat_ack(a: M3uaAssociation, msg: m3ua.Message, now: float) -> None:
 
 
 def _err(a: M3uaAssociation, msg: m3ua.Message, now: float) -> None:
-    a.events.append(ErrorReceived(msg.error_code or 0, msg.get(m3ua.Tag.DIAGNOSTIC_INFORMATION)))
+    if msg.error_code is None:
+        raise M3uaError("ERR without Error Code", error_code=ErrorCode.MISSING_PARAMETER)  # counted, not answered
+    a.events.append(ErrorReceived(msg.error_code, msg.get(m3ua.Tag.DIAGNOSTIC_INFORMATION)))
 
 
 def _ntfy(a: M3uaAssociation, msg: m3ua.Message, now: float) -> None:

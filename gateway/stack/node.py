@@ -21,6 +21,7 @@ from gateway.stack.m3ua_asp import (
     ErrorReceived,
     Event,
     M3uaAssociation,
+    MalformedErrorReceived,
     ProtocolErrorSent,
     StateChanged,
 )
@@ -58,6 +59,8 @@ class SignallingNode:
                 m.destination_available.labels(str(apc.pc)).set(0 if event.kind == "unavailable" else 1)
         elif isinstance(event, ErrorReceived | ProtocolErrorSent) and m is not None:
             m.m3ua_errors.labels(name, "rx" if isinstance(event, ErrorReceived) else "tx", str(event.code)).inc()
+        elif isinstance(event, MalformedErrorReceived) and m is not None:
+            m.m3ua_errors.labels(name, "rx", "malformed").inc()
 
     def _sccp_events(self, now: float) -> None:
         while self.sccp.events:

@@ -10,8 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from gateway.codecs.errors import M3uaError
-from gateway.codecs.m3ua_framer import Framer
+from gateway.codecs.m3ua_framer import Framer, FramingError
 from gateway.ops.metrics import StackMetrics
 from gateway.stack.m3ua_asp import (
     AsRegistry,
@@ -54,20 +53,25 @@ class M3uaTcpProtocol(asyncio.Protocol):
         now = self._now()
         try:
             messages = self.framer.feed(data)
-        except M3uaError as exc:
+        except FramingError as exc:
+            # Messages complete before the bad header are handled first: nothing the peer sent whole is lost.
+            self._deliver(exc.messages, now)
             # RFC 4666 §3.8.1 protocol error: tell the peer, then drop a stream we cannot resynchronise.
-            self.association._protocol_error(exc.error_code, str(exc), exc.diagnostic)
+            self.association._protocol_error(exc.error_code, str(exc), exc.diagnostic or b"")
             self._after_input()
             if self.transport is not None:
                 self.transport.close()
             return
+        self._deliver(messages, now)
+        self._after_input()
+
+    def _deliver(self, messages: list[bytes], now: float) -> None:
         for message in messages:
             if self.tap is not None:
                 self.tap(message, False)
             if self.metrics is not None:
                 self.metrics.count_m3ua(self.association.config.name, "rx", message[2], message[3])
             self.association.receive(message, now)
-        self._after_input()
 
     def pause_writing(self) -> None:
         self._paused = True  # messages stay in the association's bounded queue meanwhile
