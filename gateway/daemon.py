@@ -7,7 +7,10 @@ import contextlib
 import json
 import signal
 import sys
+import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -15,17 +18,30 @@ from prometheus_client import generate_latest
 
 from gateway.apps.client import AppClient
 from gateway.apps.sessions import SessionManager
+from gateway.codecs import m3ua
 from gateway.codecs import map as map_codec
 from gateway.codecs.sccp import SccpAddress
 from gateway.config.load import ConfigError, GatewayConfig, load
+from gateway.ops import logs
 from gateway.ops.cdr import CdrWriter
 from gateway.ops.metrics import StackMetrics
-from gateway.stack.m3ua_asp import AssociationConfig, Role
+from gateway.ops.pcap import PcapWriter
+from gateway.stack.m3ua_asp import (
+    AspState,
+    AssociationConfig,
+    AssociationLost,
+    ErrorReceived,
+    Event,
+    M3uaAssociation,
+    ProtocolErrorSent,
+    Role,
+    StateChanged,
+)
 from gateway.stack.map_ussd import UssdService
 from gateway.stack.node import SignallingNode
 from gateway.stack.sccp_layer import SccpConfig, SccpLayer
 from gateway.stack.tcap_table import DialogueTable, TableEvent
-from gateway.transport import tcp
+from gateway.transport import sctp, tcp
 from gateway.transport.runner import NodeRunner
 
 SUPPORTED_ACS = (map_codec.AC_NETWORK_UNSTRUCTURED_SS_V2, map_codec.AC_SHORT_MSG_GATEWAY_V3,
@@ -47,7 +63,9 @@ async def demo_app(request: web.Request) -> web.Response:
 
 async def serve(cfg: GatewayConfig, stop: asyncio.Event,
                 on_ready: Callable[[dict[str, object]], None] | None = None) -> None:  # fmt: skip
-    """Run the gateway until ``stop`` is set."""
+    """Run the gateway until ``stop`` is set. ``on_ready`` is called once it can carry traffic: at once as SG
+    (listening), as ASP when the first association to an STP is ASP-ACTIVE."""
+    log = logs.get("ussd.daemon")
     cleanups: list[Callable[[], Awaitable[None]]] = []
     try:
         if cfg.demo_app is not None:
@@ -70,6 +88,10 @@ async def serve(cfg: GatewayConfig, stop: asyncio.Event,
         cdr = CdrWriter(cfg.cdr_path) if cfg.cdr_path else None
         if cdr is not None:
             cleanups.append(_async(cdr.close))
+        capture = PcapWriter(cfg.pcap_path) if cfg.pcap_path else None
+        if capture is not None:
+            Path(cfg.pcap_path or "").parent.mkdir(parents=True, exist_ok=True)
+            cleanups.append(_async(capture.close))
         managers: list[SessionManager] = []
 
         def on_table_event(ev: TableEvent, now: float) -> None:
@@ -78,25 +100,105 @@ async def serve(cfg: GatewayConfig, stop: asyncio.Event,
                 managers[0].on_event(ussd.events.popleft())
 
         runner = NodeRunner(node, on_table_event)
-        managers.append(SessionManager(ussd, cfg.routes, AppClient(http), pump=runner.pump, cdr=cdr, metrics=metrics))
+        manager = SessionManager(ussd, cfg.routes, AppClient(http), pump=runner.pump, cdr=cdr, metrics=metrics,
+                                 max_sessions=cfg.max_sessions, network_code=cfg.network_code)  # fmt: skip
+        managers.append(manager)
+        cleanups.append(manager.drain)
         if cfg.metrics_listen is not None:
             cleanups.append(await _serve_metrics(metrics, cfg.metrics_listen))
+        info: dict[str, object] = {"event": "ready", "role": cfg.role, "routing_context": cfg.routing_context,
+                                   "point_code": cfg.point_code, "global_title": cfg.global_title,
+                                   "config": cfg.file,
+                                   "metrics": None if cfg.metrics_listen is None else "{}:{}".format(
+                                       *cfg.metrics_listen)}  # fmt: skip
+        ready = asyncio.Event()
+
+        def sink(association: M3uaAssociation, event: Event) -> None:
+            if isinstance(event, StateChanged):
+                log.info("m3ua.state", association=association.config.name, state=event.state.value)
+                if event.state is AspState.ACTIVE:
+                    ready.set()
+            elif isinstance(event, ProtocolErrorSent | ErrorReceived | AssociationLost):
+                log.warning("m3ua.error", association=association.config.name, kind=type(event).__name__,
+                            detail=str(event))  # fmt: skip
+            runner.sink(association, event)
+
+        def on_connection(conn: Any) -> None:
+            if capture is not None and hasattr(conn, "tap"):
+                conn.tap = _pcap_tap(capture, conn)
+            runner.add(conn)
+
+        transport: Any = sctp if cfg.transport == "sctp" else tcp
         rcs = (cfg.routing_context,) if cfg.routing_context is not None else ()
-        server = await tcp.serve(cfg.listen_host, cfg.listen_port,
-                                 AssociationConfig(name="m3ua", role=Role.SG, routing_contexts=rcs), runner.sink,
-                                 runner.add, metrics=metrics)  # fmt: skip
-        cleanups.append(_closer(server))
-        port = server.sockets[0].getsockname()[1]
-        metrics_at = None if cfg.metrics_listen is None else "{}:{}".format(*cfg.metrics_listen)
-        if on_ready is not None:
-            on_ready({"event": "ready", "m3ua": f"{cfg.listen_host}:{port}", "routing_context": cfg.routing_context,
-                      "point_code": cfg.point_code, "global_title": cfg.global_title, "config": cfg.file,
-                      "metrics": metrics_at})  # fmt: skip
-        await stop.wait()
+        if cfg.role == "sg":
+            server = await transport.serve(cfg.listen_host, cfg.listen_port,
+                                           AssociationConfig(name="m3ua", role=Role.SG, routing_contexts=rcs,
+                                                             beat_interval=cfg.beat_interval,
+                                                             local_point_codes=(cfg.point_code,)),
+                                           sink, on_connection, metrics=metrics)  # fmt: skip
+            cleanups.append(_closer(server))
+            if isinstance(server, asyncio.Server):
+                info["m3ua"] = f"{cfg.listen_host}:{server.sockets[0].getsockname()[1]}"
+            else:
+                info["m3ua"] = f"{cfg.listen_host}:{cfg.listen_port}"
+        else:
+            stop_clients = asyncio.Event()
+            keys = (m3ua.RoutingKey(1, cfg.point_code, cfg.routing_context),) if cfg.register else ()
+            clients = []
+            for i, (host, port) in enumerate(cfg.connect):
+                acfg = AssociationConfig(name=f"stp{i + 1}", role=Role.ASP,
+                                         routing_contexts=() if cfg.register else rcs, routing_keys=keys,
+                                         traffic_mode=cfg.traffic_mode, asp_identifier=cfg.asp_identifier,
+                                         beat_interval=cfg.beat_interval)  # fmt: skip
+                clients.append(
+                    asyncio.create_task(
+                        transport.run_client(
+                            host, port, acfg, sink, on_connection=on_connection, stop=stop_clients, metrics=metrics
+                        )
+                    )
+                )
+            cleanups.append(_stopper(stop_clients, clients))
+            info["m3ua"] = ["{}:{}".format(*hp) for hp in cfg.connect]
+            waiter = asyncio.ensure_future(ready.wait())
+            stopper = asyncio.ensure_future(stop.wait())
+            await asyncio.wait([waiter, stopper], return_when=asyncio.FIRST_COMPLETED)
+            waiter.cancel()
+            stopper.cancel()
+        if not stop.is_set():
+            log.info("ready", **{k: v for k, v in info.items() if k != "event"})
+            if on_ready is not None:
+                on_ready(info)
+            await stop.wait()
+        log.info("stopping")
     finally:
         for cleanup in reversed(cleanups):
             with contextlib.suppress(Exception):
                 await cleanup()
+
+
+def _pcap_tap(capture: PcapWriter, conn: Any) -> Callable[[bytes, bool], None]:
+    """Record every whole M3UA message of ``conn`` (both directions) with its real endpoints."""
+    ends: list[tuple[str, int]] = []
+
+    def tap(data: bytes, sent: bool) -> None:
+        if not ends:
+            transport = getattr(conn, "transport", None)
+            here = transport.get_extra_info("sockname") if transport is not None else None
+            there = transport.get_extra_info("peername") if transport is not None else None
+            ends.extend([tuple(here[:2]) if here else ("127.0.0.1", 2905),
+                         tuple(there[:2]) if there else ("127.0.0.2", 2905)])  # fmt: skip
+        src, dst = (ends[0], ends[1]) if sent else (ends[1], ends[0])
+        capture.write_m3ua(data, src=src, dst=dst, ts=time.time())
+
+    return tap
+
+
+def _stopper(stop: asyncio.Event, tasks: list[asyncio.Task[None]]) -> Callable[[], Awaitable[None]]:
+    async def close() -> None:
+        stop.set()
+        await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 10)
+
+    return close
 
 
 async def _serve_metrics(metrics: StackMetrics, listen: tuple[str, int]) -> Callable[[], Awaitable[None]]:
@@ -120,10 +222,11 @@ def _async(fn: Callable[[], None]) -> Callable[[], Awaitable[None]]:
     return call
 
 
-def _closer(server: asyncio.Server) -> Callable[[], Awaitable[None]]:
+def _closer(server: Any) -> Callable[[], Awaitable[None]]:
     async def close() -> None:
         server.close()
-        await server.wait_closed()
+        if isinstance(server, asyncio.Server):
+            await server.wait_closed()
 
     return close
 
@@ -137,12 +240,14 @@ def run(config_path: str | None) -> int:
               file=sys.stderr)  # fmt: skip
         return 2
 
+    logs.configure(cfg.log_level)
+
     async def main() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        await serve(cfg, stop, lambda info: print(json.dumps(info), flush=True))
+        await serve(cfg, stop)
 
     try:
         asyncio.run(main())

@@ -57,7 +57,9 @@ async def test_default_configuration_serves_the_demo_menu(tmp_path: Path) -> Non
         stop.set()
         await asyncio.wait_for(task, 10)
     cdrs = [json.loads(line) for line in (tmp_path / "cdr.jsonl").read_text().splitlines()]
-    assert [c["menu_path"] for c in cdrs] == [["1"], ["2"]]
+    # One CDR per session, refused ones included.
+    assert sorted((c["route"], c["menu_path"], c["outcome"]) for c in cdrs) == [
+        ("demo", ["1"], "completed"), ("demo", ["2"], "completed"), ("unknown", [], "unknown-code")]
 
 
 @pytest.mark.parametrize(

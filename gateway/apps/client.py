@@ -7,13 +7,14 @@ timestamp + "." + body)>``.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import time
 
 import aiohttp
 
-from gateway.apps.dialects import DIALECTS, AppReply, AppRequest, BadReplyError
+from gateway.apps.dialects import DIALECTS, END_NOTICES, AppReply, AppRequest, BadReplyError, EndNotice
 from gateway.routing.table import Route
 
 
@@ -38,14 +39,10 @@ class AppClient:
     async def call(self, route: Route, request: AppRequest) -> AppReply:
         encode, decode = DIALECTS[route.dialect]
         body, content_type = encode(request)
-        headers = {"Content-Type": content_type}
-        if route.secret:
-            ts = str(int(time.time()))
-            headers["X-USSD-Timestamp"] = ts
-            headers["X-USSD-Signature"] = sign(route.secret, ts, body)
+        headers = _headers(route, body, content_type)
         urls = [u for u in (route.primary_url, route.backup_url) if u]
         last = AppError("down", "no URL")
-        for url in urls:
+        for n, url in enumerate(urls):
             try:
                 async with self.session.post(url, data=body, headers=headers,
                                              timeout=aiohttp.ClientTimeout(total=route.timeout)) as resp:  # fmt: skip
@@ -56,7 +53,8 @@ class AppClient:
                     if resp.status >= 400:
                         raise AppError(f"http-{resp.status}", url)
                     try:
-                        return decode(resp.status, resp.headers.get("Content-Type", ""), payload)
+                        reply = decode(resp.status, resp.headers.get("Content-Type", ""), payload)
+                        return dataclasses.replace(reply, backup=True) if n else reply
                     except BadReplyError as exc:
                         raise AppError("bad-reply", f"{url}: {exc}") from None
             except TimeoutError:
@@ -64,3 +62,27 @@ class AppClient:
             except aiohttp.ClientConnectionError as exc:
                 last = AppError("down", f"{url}: {exc}")
         raise last
+
+    async def notify_end(self, route: Route, notice: EndNotice) -> str:
+        """POST the end-of-session notice; never raises. Returns "ok", "timeout", "down" or "http-<status>"."""
+        assert route.end_notice_url is not None
+        body, content_type = END_NOTICES[route.dialect](notice)
+        try:
+            async with self.session.post(route.end_notice_url, data=body,
+                                         headers=_headers(route, body, content_type),
+                                         timeout=aiohttp.ClientTimeout(total=route.timeout)) as resp:  # fmt: skip
+                await resp.read()
+                return "ok" if resp.status < 300 else f"http-{resp.status}"
+        except TimeoutError:
+            return "timeout"
+        except aiohttp.ClientError:
+            return "down"
+
+
+def _headers(route: Route, body: bytes, content_type: str) -> dict[str, str]:
+    headers = {"Content-Type": content_type}
+    if route.secret:
+        ts = str(int(time.time()))
+        headers["X-USSD-Timestamp"] = ts
+        headers["X-USSD-Signature"] = sign(route.secret, ts, body)
+    return headers

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass, field
 from urllib.parse import urlencode
 
@@ -40,6 +41,7 @@ class AppRequest:
 class AppReply:
     end: bool
     text: str
+    backup: bool = False  # served by the backup URL after the primary failed
 
 
 class BadReplyError(ValueError):
@@ -60,8 +62,10 @@ def decode_json(status: int, content_type: str, body: bytes) -> AppReply:
         data = json.loads(body)
     except ValueError as exc:
         raise BadReplyError(f"not JSON: {exc}") from None
-    if not isinstance(data, dict) or data.get("action") not in ("continue", "end") or not isinstance(
-        data.get("text"), str
+    if (
+        not isinstance(data, dict)
+        or data.get("action") not in ("continue", "end")
+        or not isinstance(data.get("text"), str)
     ):
         raise BadReplyError('expected {"action": "continue" | "end", "text": "..."}')
     return AppReply(data["action"] == "end", data["text"])
@@ -88,6 +92,49 @@ def decode_africastalking(status: int, content_type: str, body: bytes) -> AppRep
         return AppReply(text == "END", "")
     raise BadReplyError("expected text starting with 'CON ' or 'END '")
 
+
+@dataclass(frozen=True, slots=True)
+class EndNotice:
+    """Told to the application when a session is over, whatever ended it."""
+
+    session_id: str
+    msisdn: str | None
+    service_code: str
+    outcome: str  # completed, user-released, app-timeout, max-duration, busy, ... (as in the CDR)
+    duration_ms: int
+    hops: int
+    inputs: tuple[str, ...]
+    last_text: str | None  # the last text the subscriber was shown
+    started: float  # Unix seconds
+    network_code: str = ""
+
+
+def encode_end_notice_json(n: EndNotice) -> tuple[bytes, str]:
+    body = {
+        "event": "session-end", "sessionId": n.session_id, "msisdn": n.msisdn, "serviceCode": n.service_code,
+        "outcome": n.outcome, "durationMs": n.duration_ms, "hops": n.hops, "inputs": list(n.inputs),
+        "lastText": n.last_text, "started": round(n.started, 3),
+    }  # fmt: skip
+    return json.dumps(body, ensure_ascii=False).encode(), "application/json"
+
+
+_AT_STATUS = {"completed": "Success", "user-released": "Incomplete", "timeout": "Incomplete"}
+
+
+def encode_end_notice_africastalking(n: EndNotice) -> tuple[bytes, str]:
+    """The fields of Africa's Talking's end-of-session notification (status Success / Incomplete / Failed)."""
+    form = {
+        "sessionId": n.session_id, "serviceCode": n.service_code,
+        "phoneNumber": "+" + n.msisdn if n.msisdn else "", "networkCode": n.network_code,
+        "status": _AT_STATUS.get(n.outcome, "Failed"), "durationInMillis": str(n.duration_ms),
+        "hopsCount": str(n.hops), "input": "*".join(n.inputs), "lastAppResponse": n.last_text or "",
+        "errorMessage": "" if n.outcome == "completed" else n.outcome,
+        "date": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(n.started)),
+    }  # fmt: skip
+    return urlencode(form).encode(), "application/x-www-form-urlencoded"
+
+
+END_NOTICES = {"json": encode_end_notice_json, "africastalking": encode_end_notice_africastalking}
 
 DIALECTS = {
     "json": (encode_json, decode_json),

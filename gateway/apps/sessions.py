@@ -1,22 +1,31 @@
 """USSD sessions between the MAP dialogues (stack/map_ussd.py) and the application servers (apps/client.py).
 
 A pull dialogue and its application session share one id. Each step asks the route's application and shows its
-reply; the session ends cleanly in every other case, with the route's configured text: unknown code, not allowed,
-busy (global or per-route limit reached: answered at once, never queued), application down / late / garbage
-(error or timeout text), or the route's maximum duration (U-Abort). One CDR per session.
+reply. Every other ending is clean, answered with the route's configured text, counted, written as one CDR, logged
+as one ``session.end`` line and, where the route has an ``end_notice_url``, told to the application:
+
+- unknown code / not allowed: the unknown-code text (TC-END);
+- busy: the global or the route's limit of sessions in progress is reached: the busy text at once, never queued;
+- the application is down on both URLs, answers 4xx/5xx or garbage: the error text;
+- the application is late: the timeout text, or a U-ABORT where the route says ``on_late = "abort"``;
+- a reply too long for one USSD string: truncated with the route's marker, or refused with the error text
+  (``on_too_long = "refuse"``);
+- the route's maximum duration: U-ABORT; the user's release, the MSC's timeout or abort: nothing more to send.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 
 from gateway.apps.client import AppClient, AppError
-from gateway.apps.dialects import AppRequest
+from gateway.apps.dialects import AppRequest, EndNotice
 from gateway.codecs import ussd_string
-from gateway.ops.cdr import Cdr, CdrWriter
+from gateway.ops import logs
+from gateway.ops.cdr import Cdr, CdrWriter, mask
 from gateway.ops.metrics import StackMetrics
 from gateway.routing.table import Route, RouteTable
 from gateway.stack.map_ussd import SessionClosed, SessionStarted, UserAnswered, UssdEvent, UssdService
@@ -37,13 +46,14 @@ class _Session:
     started: float
     latencies: list[float] = field(default_factory=list)
     outcome: str | None = None
+    last_text: str | None = None
     timer: asyncio.TimerHandle | None = None
 
 
 class SessionManager:
     def __init__(self, ussd: UssdService, routes: RouteTable, client: AppClient, *, pump: Callable[[], None],
                  cdr: CdrWriter | None = None, max_sessions: int = 10_000,
-                 truncate_marker: str = "...", metrics: StackMetrics | None = None) -> None:  # fmt: skip
+                 metrics: StackMetrics | None = None, network_code: str = "") -> None:  # fmt: skip
         self.metrics = metrics
         self.ussd = ussd
         self.routes = routes
@@ -51,10 +61,11 @@ class SessionManager:
         self.pump = pump
         self.cdr = cdr
         self.max_sessions = max_sessions
-        self.truncate_marker = truncate_marker
+        self.network_code = network_code
         self.sessions: dict[int, _Session] = {}
         self.per_route: dict[str, int] = {}
         self.outcomes: dict[str, int] = {}
+        self.log = logs.get("ussd.sessions")
         self._tasks: set[asyncio.Task[None]] = set()
 
     def on_event(self, ev: UssdEvent) -> None:
@@ -64,82 +75,109 @@ class SessionManager:
             s = self.sessions.get(ev.session)
             if s is not None:
                 s.request = _with_input(s.request, ev.text)
-                self._spawn(s)
+                self._spawn(self._step(s))
         elif isinstance(ev, SessionClosed):
             s = self.sessions.pop(ev.session, None)
             if s is not None:
-                self._closed(s, s.outcome or ev.outcome)
+                self._closed(s, s.outcome or ev.outcome, ev.detail)
+
+    async def drain(self) -> None:
+        """Wait for the application calls and notices in flight (at shutdown)."""
+        while self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    # ---- session start ----
 
     def _started(self, ev: SessionStarted) -> None:
-        match = self.routes.lookup(ev.text)
-        fallback = self.routes.default
-        if match is None:
-            self._refuse(ev.session, fallback, "unknown", "unknown-code")
-            return
-        route = match.route
-        if not route.primary_url:  # a default route without an application: the "unknown code" text
-            self._refuse(ev.session, route, "unknown", "unknown-code")
-            return
         vlr = ev.peer.gt.digits if ev.peer.gt is not None else None
+        request = AppRequest(f"{ev.session:016x}", ev.msisdn, ev.text, (), (), ev.imsi, vlr, self.network_code,
+                             dcs=ev.dcs)  # fmt: skip
+        match = self.routes.lookup(ev.text)
+        route = match.route if match is not None else self.routes.default
+        if match is None or route is None or not route.primary_url:
+            # no route, or a default route without an application: the "unknown code" text
+            self._refuse(ev.session, route, request, "unknown", "unknown-code")
+            return
+        request = AppRequest(request.session_id, ev.msisdn, match.service_code, match.params, (), ev.imsi, vlr,
+                             self.network_code, dcs=ev.dcs)  # fmt: skip
         if not route.allows(ev.msisdn, ev.imsi, vlr):
-            self._refuse(ev.session, route, "unknown", "not-allowed")
+            self._refuse(ev.session, route, request, "unknown", "not-allowed")
             return
         if len(self.sessions) >= self.max_sessions or self.per_route.get(route.name, 0) >= route.max_sessions:
-            self._refuse(ev.session, route, "busy", "busy")
+            self._refuse(ev.session, route, request, "busy", "busy")  # at once, never queued
             return
-        request = AppRequest(f"{ev.session:016x}", ev.msisdn, match.service_code, match.params, (), ev.imsi, vlr,
-                             dcs=ev.dcs)  # fmt: skip
         s = _Session(ev.session, route, request, time.time())
         self.sessions[ev.session] = s
         self.per_route[route.name] = self.per_route.get(route.name, 0) + 1
+        if self.metrics is not None:
+            self.metrics.sessions_active.labels(route.name).inc()
         s.timer = asyncio.get_running_loop().call_later(route.max_duration, self._expired, s)
-        self._spawn(s)
+        self._spawn(self._step(s))
 
-    def _refuse(self, session: int, route: Route | None, kind: str, outcome: str) -> None:
+    def _refuse(self, session: int, route: Route | None, request: AppRequest, kind: str, outcome: str) -> None:
         text = route.text(kind, None, DEFAULT_TEXTS[kind]) if route is not None else DEFAULT_TEXTS[kind]
         self.ussd.finish(session, text)
-        self._count(route.name if route is not None else "-", outcome)
         self._after_action()
+        s = _Session(session, route or _NO_ROUTE, request, time.time(), outcome=outcome, last_text=text)
+        self._ended(s, outcome, "")
 
-    def _after_action(self) -> None:
-        """Handle what our own calls into the USSD service produced (SessionClosed), then send."""
-        while self.ussd.events:
-            self.on_event(self.ussd.events.popleft())
-        self.pump()
-
-    def _spawn(self, s: _Session) -> None:
-        task = asyncio.ensure_future(self._step(s))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+    # ---- one step: ask the application, show its reply ----
 
     async def _step(self, s: _Session) -> None:
+        route = s.route
         t0 = time.perf_counter()
         try:
-            reply = await self.client.call(s.route, s.request)
+            reply = await self.client.call(route, s.request)
         except AppError as exc:
             if s.ident in self.sessions:
-                kind = "timeout" if exc.reason == "timeout" else "error"
-                s.outcome = "app-timeout" if kind == "timeout" else f"app-{exc.reason}"
-                self.ussd.finish(s.ident, s.route.text(kind, None, DEFAULT_TEXTS[kind]))
-                self._after_action()
+                self._app_failed(s, exc)
             return
         s.latencies.append((time.perf_counter() - t0) * 1000)
-        if self.metrics is not None:
-            self.metrics.app_latency.labels(s.route.name).observe(s.latencies[-1] / 1000)
+        m = self.metrics
+        if m is not None:
+            m.app_latency.labels(route.name).observe(s.latencies[-1] / 1000)
+            if reply.backup:
+                m.app_failovers.labels(route.name).inc()
         if s.ident not in self.sessions:
             return  # the user or the network ended it while the application was thinking
-        text = reply.text if ussd_string.fits(reply.text) else ussd_string.truncate(reply.text, self.truncate_marker)
+        text = reply.text
+        if not ussd_string.fits(text):
+            if m is not None:
+                m.replies_too_long.labels(route.name, route.on_too_long).inc()
+            if route.on_too_long == "refuse":
+                self.log.warning("app.reply_too_long", session=s.request.session_id, route=route.name,
+                                 chars=len(text), policy="refuse")  # fmt: skip
+                self._finish(s, route.text("error", None, DEFAULT_TEXTS["error"]), "app-too-long")
+                return
+            text = ussd_string.truncate(text, route.truncate_marker)
         if reply.end:
-            s.outcome = "completed"
-            self.ussd.finish(s.ident, text)
+            self._finish(s, text, "completed")
         else:
+            s.last_text = text
             self.ussd.reply(s.ident, text, asyncio.get_running_loop().time())
-        self._after_action()
+            self._after_action()
 
-    def _count(self, route: str, outcome: str) -> None:
-        self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
+    def _app_failed(self, s: _Session, exc: AppError) -> None:
+        route = s.route
         if self.metrics is not None:
-            self.metrics.sessions.labels(route, outcome).inc()
+            self.metrics.app_errors.labels(route.name, exc.reason).inc()
+        self.log.warning("app.failed", session=s.request.session_id, route=route.name, reason=exc.reason,
+                         detail=exc.detail)  # fmt: skip
+        if exc.reason == "timeout":
+            if route.on_late == "abort":
+                s.outcome = "app-timeout"
+                self.ussd.abort(s.ident, "app-timeout")
+                self._after_action()
+                return
+            self._finish(s, route.text("timeout", None, DEFAULT_TEXTS["timeout"]), "app-timeout")
+            return
+        self._finish(s, route.text("error", None, DEFAULT_TEXTS["error"]), f"app-{exc.reason}")
+
+    def _finish(self, s: _Session, text: str, outcome: str) -> None:
+        s.outcome = outcome
+        s.last_text = text
+        self.ussd.finish(s.ident, text)
+        self._after_action()
 
     def _expired(self, s: _Session) -> None:
         if s.ident in self.sessions:
@@ -147,16 +185,57 @@ class SessionManager:
             self.ussd.abort(s.ident, "max-duration")
             self._after_action()
 
-    def _closed(self, s: _Session, outcome: str) -> None:
+    def _after_action(self) -> None:
+        """Handle what our own calls into the USSD service produced (SessionClosed), then send."""
+        while self.ussd.events:
+            self.on_event(self.ussd.events.popleft())
+        self.pump()
+
+    # ---- the end: counters, CDR, summary log line, notice ----
+
+    def _closed(self, s: _Session, outcome: str, detail: str) -> None:
         if s.timer is not None:
             s.timer.cancel()
         self.per_route[s.route.name] -= 1
-        self._count(s.route.name, outcome)
+        if self.metrics is not None:
+            self.metrics.sessions_active.labels(s.route.name).dec()
+        self._ended(s, outcome, detail)
+
+    def _ended(self, s: _Session, outcome: str, detail: str) -> None:
+        route, r = s.route, s.request
+        end = time.time()
+        self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
+        if self.metrics is not None:
+            self.metrics.sessions.labels(route.name, outcome).inc()
+        latencies = tuple(round(x, 2) for x in s.latencies)
         if self.cdr is not None:
-            r = s.request
-            self.cdr.write(Cdr(r.session_id, r.msisdn, r.imsi, r.service_code, s.route.name, s.started, time.time(),
-                               len(s.latencies), r.inputs, outcome, tuple(round(x, 2) for x in s.latencies), r.vlr),
-                           sensitive=s.route.sensitive)  # fmt: skip
+            self.cdr.write(Cdr(r.session_id, r.msisdn, r.imsi, r.service_code, route.name, s.started, end,
+                               len(s.latencies), r.inputs, outcome, latencies, r.vlr),
+                           sensitive=route.sensitive)  # fmt: skip
+        path = [mask(x) for x in r.inputs] if route.sensitive else list(r.inputs)
+        self.log.info("session.end", session=r.session_id, msisdn=r.msisdn, imsi=r.imsi, code=r.service_code,
+                      route=route.name, outcome=outcome, detail=detail or None, hops=len(s.latencies),
+                      menu_path=path, duration_ms=round((end - s.started) * 1000, 1),
+                      app_latency_ms=list(latencies))  # fmt: skip
+        if route.end_notice_url:
+            notice = EndNotice(r.session_id, r.msisdn, r.service_code, outcome, round((end - s.started) * 1000),
+                               len(s.latencies), r.inputs, s.last_text, s.started, self.network_code)  # fmt: skip
+            self._spawn(self._notify(route, notice))
+
+    async def _notify(self, route: Route, notice: EndNotice) -> None:
+        result = await self.client.notify_end(route, notice)
+        if self.metrics is not None:
+            self.metrics.end_notices.labels(route.name, result).inc()
+        if result != "ok":
+            self.log.warning("app.end_notice_failed", session=notice.session_id, route=route.name, result=result)
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+
+_NO_ROUTE = Route("-", None)
 
 
 def _with_input(req: AppRequest, text: str) -> AppRequest:

@@ -1,4 +1,7 @@
-"""Configuration: a TOML file (or the embedded default), checked at start with file, key and reason."""
+"""Configuration: a TOML file (or the embedded default), checked at start with file, key and reason.
+
+Every section and key is known; a typo is refused rather than silently ignored.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +10,24 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from gateway.codecs import m3ua
+from gateway.ops.logs import LEVELS
 from gateway.routing.table import RouteConfigError, RouteTable, routes_from_config
 
 DEFAULT = Path(__file__).resolve().parents[2] / "config" / "default.toml"
+
+_KEYS: dict[str, set[str]] = {
+    "m3ua": {"role", "transport", "listen", "connect", "routing_context", "register", "traffic_mode",
+             "asp_identifier", "beat_interval"},
+    "sccp": {"point_code", "network_point_code", "global_title", "ssn"},
+    "tcap": {"idle_timeout", "invoke_timeout", "tid_prefix", "tid_prefix_bits"},
+    "sessions": {"max_active", "network_code"},
+    "demo_app": {"listen"},
+    "cdr": {"path"},
+    "metrics": {"listen"},
+    "log": {"level"},
+    "pcap": {"path"},
+}  # fmt: skip
 
 
 class ConfigError(ValueError):
@@ -23,7 +41,7 @@ class ConfigError(ValueError):
 @dataclass(frozen=True, slots=True)
 class GatewayConfig:
     file: str
-    role: str
+    role: str  # "sg": accept ASPs (listen); "asp": connect to one or more STPs/SGs
     listen_host: str
     listen_port: int
     routing_context: int | None
@@ -39,6 +57,16 @@ class GatewayConfig:
     cdr_path: str | None
     routes: RouteTable
     metrics_listen: tuple[str, int] | None = None
+    transport: str = "tcp"  # "tcp" or "sctp"
+    connect: tuple[tuple[str, int], ...] = ()  # ASP role: the STPs, one association each
+    register: bool = False  # ASP role: dynamic registration (REG_REQ) of a routing key for our point code
+    traffic_mode: int = m3ua.TrafficMode.LOADSHARE
+    asp_identifier: int | None = None
+    beat_interval: float = 10.0
+    max_sessions: int = 10_000
+    network_code: str = ""
+    log_level: str = "info"
+    pcap_path: str | None = None
 
 
 def _get(data: dict[str, Any], file: str, key: str, kind: type, default: Any = ...) -> Any:
@@ -63,6 +91,27 @@ def _hostport(file: str, key: str, value: str) -> tuple[str, int]:
     return host, int(port)
 
 
+def _choice(data: dict[str, Any], file: str, key: str, choices: tuple[str, ...], default: str) -> str:
+    value: str = _get(data, file, key, str, default)
+    if value not in choices:
+        raise ConfigError(file, key, f"{value!r} is not one of {', '.join(choices)}")
+    return value
+
+
+def _check_keys(data: dict[str, Any], file: str) -> None:
+    known = {*_KEYS, "route"}
+    for section, body in data.items():
+        if section not in known:
+            raise ConfigError(file, section, f"unknown section (known: {', '.join(sorted(known))})")
+        if section == "route":
+            continue
+        if not isinstance(body, dict):
+            raise ConfigError(file, section, "expected a table ([section])")
+        for key in body:
+            if key not in _KEYS[section]:
+                raise ConfigError(file, f"{section}.{key}", f"unknown key (known: {', '.join(sorted(_KEYS[section]))})")
+
+
 def load(path: str | Path | None = None) -> GatewayConfig:
     file = str(path or DEFAULT)
     try:
@@ -71,15 +120,23 @@ def load(path: str | Path | None = None) -> GatewayConfig:
         raise ConfigError(file, "-", f"cannot read: {exc.strerror}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(file, "-", f"not valid TOML: {exc}") from None
-    known = {"m3ua", "sccp", "tcap", "demo_app", "cdr", "route", "metrics"}
-    for key in data:
-        if key not in known:
-            raise ConfigError(file, key, f"unknown section (known: {', '.join(sorted(known))})")
-    role = _get(data, file, "m3ua.role", str, "sg")
-    if role != "sg":
-        raise ConfigError(file, "m3ua.role", f"{role!r}: only 'sg' is implemented so far")
-    host, port = _hostport(file, "m3ua.listen", _get(data, file, "m3ua.listen", str))
-    pc = _get(data, file, "sccp.point_code", int)
+    _check_keys(data, file)
+    role = _choice(data, file, "m3ua.role", ("sg", "asp"), "sg")
+    transport = _choice(data, file, "m3ua.transport", ("tcp", "sctp"), "tcp")
+    host, port = "", 0
+    connect: tuple[tuple[str, int], ...] = ()
+    if role == "sg":
+        host, port = _hostport(file, "m3ua.listen", _get(data, file, "m3ua.listen", str))
+    else:
+        peers = _get(data, file, "m3ua.connect", list)
+        if not peers or not all(isinstance(p, str) for p in peers):
+            raise ConfigError(file, "m3ua.connect", 'expected a list of "HOST:PORT" (the STPs), at least one')
+        connect = tuple(_hostport(file, "m3ua.connect", p) for p in peers)
+    mode = _choice(data, file, "m3ua.traffic_mode", ("loadshare", "override"), "loadshare")
+    rc = _get(data, file, "m3ua.routing_context", int, None)
+    register = _get(data, file, "m3ua.register", bool, False)
+    if role == "asp" and rc is None and not register:
+        raise ConfigError(file, "m3ua.routing_context", "an ASP needs a routing context, or register = true")
     for key in ("sccp.point_code", "sccp.network_point_code"):
         value = _get(data, file, key, int)
         if not 0 <= value < 1 << 14:
@@ -87,6 +144,13 @@ def load(path: str | Path | None = None) -> GatewayConfig:
     gt = _get(data, file, "sccp.global_title", str)
     if not gt.isdigit() or not 1 <= len(gt) <= 15:
         raise ConfigError(file, "sccp.global_title", f"{gt!r} is not 1..15 digits")
+    positive = ("tcap.idle_timeout", "tcap.invoke_timeout")
+    for key in positive:
+        if _get(data, file, key, float, 1.0) <= 0:
+            raise ConfigError(file, key, "must be positive")
+    max_sessions = _get(data, file, "sessions.max_active", int, 10_000)
+    if max_sessions <= 0:
+        raise ConfigError(file, "sessions.max_active", "must be positive")
     demo = data.get("demo_app")
     demo_listen = _hostport(file, "demo_app.listen", _get(data, file, "demo_app.listen", str)) if demo else None
     try:
@@ -94,10 +158,17 @@ def load(path: str | Path | None = None) -> GatewayConfig:
     except RouteConfigError as exc:
         raise ConfigError(file, f"route {exc.rule!r}", exc.reason) from None
     return GatewayConfig(
-        file, role, host, port, _get(data, file, "m3ua.routing_context", int, None), pc,
+        file, role, host, port, rc, _get(data, file, "sccp.point_code", int),
         _get(data, file, "sccp.network_point_code", int), gt, _get(data, file, "sccp.ssn", int, 147),
         _get(data, file, "tcap.idle_timeout", float, 120.0), _get(data, file, "tcap.invoke_timeout", float, 60.0),
         _get(data, file, "tcap.tid_prefix", int, 0), _get(data, file, "tcap.tid_prefix_bits", int, 0),
         demo_listen, _get(data, file, "cdr.path", str, None), routes,
         _hostport(file, "metrics.listen", _get(data, file, "metrics.listen", str)) if "metrics" in data else None,
+        transport=transport, connect=connect, register=register,
+        traffic_mode=m3ua.TrafficMode.OVERRIDE if mode == "override" else m3ua.TrafficMode.LOADSHARE,
+        asp_identifier=_get(data, file, "m3ua.asp_identifier", int, None),
+        beat_interval=_get(data, file, "m3ua.beat_interval", float, 10.0),
+        max_sessions=max_sessions, network_code=_get(data, file, "sessions.network_code", str, ""),
+        log_level=_choice(data, file, "log.level", tuple(LEVELS), "info"),
+        pcap_path=_get(data, file, "pcap.path", str, None),
     )  # fmt: skip

@@ -128,6 +128,26 @@ class StackMetrics:
             ["route", "outcome"],
             registry=r,
         )
+        self.sessions_active = Gauge("ussd_sessions_active", "USSD sessions in progress", ["route"], registry=r)
+        self.app_errors = Counter(
+            "ussd_app_errors",
+            "Application steps that failed, by route and reason (timeout, down, bad-reply, http-<status>)",
+            ["route", "reason"],
+            registry=r,
+        )
+        self.app_failovers = Counter(
+            "ussd_app_failovers", "Steps served by the backup URL after the primary failed", ["route"], registry=r
+        )
+        self.replies_too_long = Counter(
+            "ussd_app_replies_too_long",
+            "Application replies too long for one USSD string, by route and policy (truncate, refuse)",
+            ["route", "policy"],
+            registry=r,
+        )
+        self.end_notices = Counter(
+            "ussd_end_notices", "End-of-session notices POSTed to applications, by result", ["route", "result"],
+            registry=r,
+        )
         self.app_latency = Histogram(
             "ussd_app_latency_seconds",
             "Application server reply time per step",

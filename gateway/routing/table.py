@@ -44,7 +44,10 @@ class Route:
     texts: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # kind -> language -> text
     sensitive: bool = False
     secret: str | None = None  # HMAC-SHA256 key for the X-USSD-Signature header (apps verify the gateway)
-    end_notice: bool = False  # POST an end-of-session notice to the app
+    end_notice_url: str | None = None  # where the end-of-session notice is POSTed (None: not sent)
+    on_late: str = "text"  # the app missed its timeout: "text" (TC-END with the timeout text) or "abort" (U-ABORT)
+    on_too_long: str = "truncate"  # a reply too long for one USSD string: "truncate" (with a marker) or "refuse"
+    truncate_marker: str = "..."
 
     def allows(self, msisdn: str | None, imsi: str | None, vlr: str | None) -> bool:
         return (_allowed(self.allowed_msisdn, msisdn) and _allowed(self.allowed_imsi, imsi)
@@ -181,6 +184,10 @@ def routes_from_config(data: Mapping[str, Any], *, file: str = "<config>") -> Ro
             raise RouteConfigError(file, name, "primary_url is required")
         if route.dialect not in ("json", "africastalking"):
             raise RouteConfigError(file, name, f"dialect must be 'json' or 'africastalking', not {route.dialect!r}")
+        if route.on_late not in ("text", "abort"):
+            raise RouteConfigError(file, name, f"on_late must be 'text' or 'abort', not {route.on_late!r}")
+        if route.on_too_long not in ("truncate", "refuse"):
+            raise RouteConfigError(file, name, f"on_too_long must be 'truncate' or 'refuse', not {route.on_too_long!r}")
         if route.timeout <= 0 or route.max_duration <= 0 or route.max_sessions <= 0:
             raise RouteConfigError(file, name, "timeout, max_duration and max_sessions must be positive")
         routes.append(route)
