@@ -112,7 +112,7 @@ def test_user_abort_and_map_error_during_a_session() -> None:
     cont = n.net_last(ContinueIndication)
     n.net.u_abort(cont.dialogue)  # type: ignore[attr-defined]
     n.pump()
-    assert n.app_events() == [SessionClosed(started.session, "aborted", "u-abort")]
+    assert n.app_events() == [SessionClosed(started.session, "user-aborted", "u-abort")]
     n.dial("*124#")
     (s2,) = n.app_events()
     n.gw.reply(s2.session, "Menu")  # type: ignore[attr-defined]

@@ -118,7 +118,8 @@ def encode_end_notice_json(n: EndNotice) -> tuple[bytes, str]:
     return json.dumps(body, ensure_ascii=False).encode(), "application/json"
 
 
-_AT_STATUS = {"completed": "Success", "user-released": "Incomplete", "timeout": "Incomplete"}
+_AT_STATUS = {"completed": "Success", "user-released": "Incomplete", "user-aborted": "Incomplete",
+              "timeout": "Incomplete"}  # fmt: skip
 
 
 def encode_end_notice_africastalking(n: EndNotice) -> tuple[bytes, str]:

@@ -10,7 +10,7 @@ It is the gateway's test peer, the demo network and the load generator:
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from gateway.codecs import map as M  # noqa: N812 - M for MAP
@@ -46,11 +46,12 @@ class HandsetSession:
 
     msisdn: str
     code: str
-    answers: list[str]
+    answers: list[str | None]  # None: the user reads the menu and never answers (the network times out)
     menus: list[str] = field(default_factory=list)
     final: str | None = None
     error: str | None = None
     done: bool = False
+    dcs: list[int] = field(default_factory=list)  # the data coding scheme of each text shown, in order
 
     @property
     def status(self) -> str:
@@ -74,7 +75,8 @@ class NetworkSim:
         self.subscribers[sub.msisdn] = sub
         self._by_imsi[sub.imsi] = sub
 
-    def dial(self, msisdn: str, code: str, answers: list[str] | None = None, now: float = 0.0) -> HandsetSession:
+    def dial(self, msisdn: str, code: str, answers: Sequence[str | None] | None = None,
+             now: float = 0.0) -> HandsetSession:  # fmt: skip
         arg = M.encode_ussd_arg(M.ussd_arg(code, msisdn=msisdn))
         d = self.node.table.begin(self.gateway, M.AC_NETWORK_UNSTRUCTURED_SS_V2, (tcap.Invoke(1, 59, arg),),
                                   now=now)  # fmt: skip
@@ -95,9 +97,15 @@ class NetworkSim:
         if isinstance(event, ContinueIndication):
             for c in event.components:
                 if isinstance(c, tcap.Invoke) and c.opcode == M.OP_USSR:
-                    session.menus.append(M.decode_ussd_arg(c.parameter or b"").text())
+                    arg = M.decode_ussd_arg(c.parameter or b"")
+                    session.menus.append(arg.text())
+                    session.dcs.append(arg.dcs)
+                    if session.answers and session.answers[0] is None:
+                        continue  # the user never answers: the gateway's invoke timer will end it
                     if session.answers:
-                        res = M.encode_ussd_res(M.ussd_res(session.answers.pop(0)))
+                        answer = session.answers.pop(0)
+                        assert answer is not None
+                        res = M.encode_ussd_res(M.ussd_res(answer))
                         self.node.table.continue_(d, (tcap.ReturnResult(c.invoke_id, M.OP_USSR, res),), now)
                     else:  # the user presses cancel
                         self.node.table.u_abort(d)
@@ -105,7 +113,9 @@ class NetworkSim:
         elif isinstance(event, EndIndication):
             for c in event.components:
                 if isinstance(c, tcap.ReturnResult) and c.parameter is not None:
-                    session.final = M.decode_ussd_res(c.parameter).text()
+                    shown = M.decode_ussd_res(c.parameter)
+                    session.final = shown.text()
+                    session.dcs.append(shown.dcs)
                 elif isinstance(c, tcap.ReturnError):
                     session.error = M.decode_error(c.error_code if isinstance(c.error_code, int) else -1,
                                                    c.parameter).name  # fmt: skip

@@ -44,7 +44,7 @@ def build(settings: SimSettings) -> NetworkSim:
     return sim
 
 
-async def dial_many(host: str, port: int, calls: Sequence[tuple[str, str, list[str]]], *,
+async def dial_many(host: str, port: int, calls: Sequence[tuple[str, str, Sequence[str | None]]], *,
                     settings: SimSettings | None = None, concurrency: int = 100,
                     timeout: float = 60.0) -> tuple[list[HandsetSession], float]:  # fmt: skip
     """Connect, dial every (msisdn, code, answers) with at most ``concurrency`` sessions in flight, disconnect.

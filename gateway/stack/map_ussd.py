@@ -66,7 +66,8 @@ class UserAnswered:
 
 @dataclass(frozen=True, slots=True)
 class SessionClosed:
-    """The dialogue is over. ``outcome``: completed, user-released, aborted, timeout, map-error, rejected."""
+    """The dialogue is over. ``outcome``: completed, user-released, user-aborted, aborted (P-Abort or local
+    protocol error), timeout, map-error, rejected."""
 
     session: int
     outcome: str
@@ -230,7 +231,12 @@ class UssdService:
                 self.events.append(SessionClosed(sid, "user-released"))
         elif isinstance(ev, AbortIndication):
             self.sessions.pop(sid, None)
-            outcome = "timeout" if ev.local_reason == "idle-timeout" else "aborted"
+            if ev.local_reason == "idle-timeout":
+                outcome = "timeout"
+            elif ev.local_reason is None and ev.p_abort_cause is None:
+                outcome = "user-aborted"  # TC-U-ABORT from the MSC: the subscriber cancelled (or the MSC gave up)
+            else:
+                outcome = "aborted"
             self.events.append(SessionClosed(sid, outcome, _abort_detail(ev)))
         elif isinstance(ev, InvokeTimeout):
             self.sessions.pop(sid, None)
