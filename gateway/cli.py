@@ -4,7 +4,8 @@
     ussd-gateway selfcheck       run sample USSD messages through every layer, both ways, and report
 
     ussd-gateway run [-c FILE]   run the gateway (embedded default: M3UA SG on 127.0.0.1:2905, demo *123#)
-    ussd-gateway sim CODE        act as a handset behind a simulated MSC
+    ussd-gateway dial CODE       act as one handset (menus on screen, answers from the keyboard or --input)
+    ussd-gateway sim CODE        dial with scripted answers, or many times (a load generator)
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from gateway.codecs import map as map_codec
 from gateway.codecs.errors import CodecError
 from gateway.codecs.map_address import AddressString
 from gateway.codecs.sccp import SccpAddress
+from gateway.sim.dial import dial
 from gateway.sim.run import SimSettings, dial_many
 
 # design.md §3: a real TC-BEGIN (processUnstructuredSS-Request "*123#", msisdn 491720000001), as pycrate and
@@ -143,6 +145,27 @@ def _sim(args: argparse.Namespace) -> int:
     return 0 if ended == len(sessions) else 1
 
 
+def _dial(args: argparse.Namespace) -> int:
+    host, _, port = args.connect.rpartition(":")
+    answers = [a for a in args.input.split(",") if a]
+
+    async def read_line() -> str | None:
+        if sys.stdin.isatty():
+            print("> ", end="", flush=True)
+        line = await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+        if line and not sys.stdin.isatty():
+            print(f"> {line.strip()}", flush=True)  # a transcript shows the piped answers
+        return line if line else None  # end of input: cancel
+
+    try:
+        return asyncio.run(dial(host or "127.0.0.1", int(port), args.code, msisdn=args.msisdn, answers=answers,
+                                read_line=read_line, out=sys.stdout, as_json=args.json, connect_timeout=args.wait,
+                                settings=SimSettings(register=args.register)))  # fmt: skip
+    except (OSError, TimeoutError) as exc:
+        print(json.dumps({"error": f"cannot reach the gateway at {args.connect}: {exc}"}), file=sys.stderr)
+        return 2
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ussd-gateway", description="SS7/MAP USSD gateway")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -159,7 +182,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     sim.add_argument("--count", type=int, default=1, help="dial this many times (a load test)")
     sim.add_argument("--concurrency", type=int, default=100)
     sim.add_argument("--register", action="store_true", help="register a routing key first (osmo-stp)")
+    dl = sub.add_parser("dial", help="act as one handset: dial a code, show each menu, answer from the keyboard")
+    dl.add_argument("code", help="the service code to dial, e.g. '*123#'")
+    dl.add_argument("--connect", default="127.0.0.1:2905", help="HOST:PORT of the gateway or STP (M3UA/TCP)")
+    dl.add_argument("--msisdn", default="491720000001")
+    dl.add_argument("--input", default="", help="answers to use first, comma-separated; then the keyboard")
+    dl.add_argument("--json", action="store_true", help="one JSON object per network message")
+    dl.add_argument("--register", action="store_true", help="register a routing key first (osmo-stp)")
+    dl.add_argument("--wait", type=float, default=10.0, help="seconds to wait for the M3UA association")
     args = parser.parse_args(argv)
+    if args.command == "dial":
+        return _dial(args)
     if args.command == "sim":
         return _sim(args)
     if args.command == "run":

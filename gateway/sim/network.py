@@ -52,6 +52,9 @@ class HandsetSession:
     error: str | None = None
     done: bool = False
     dcs: list[int] = field(default_factory=list)  # the data coding scheme of each text shown, in order
+    # Interactive: with no scripted answer left, ``on_menu`` is told and the answer comes via NetworkSim.answer.
+    on_menu: Callable[[HandsetSession], None] | None = None
+    waiting: tuple[Dialogue, int] | None = None  # the menu awaiting an answer (dialogue, invoke id)
 
     @property
     def status(self) -> str:
@@ -84,6 +87,19 @@ class NetworkSim:
         self.sessions[d.did] = session
         return session
 
+    def answer(self, session: HandsetSession, text: str | None, now: float = 0.0) -> None:
+        """The user's answer to the menu ``session`` is showing; None presses cancel (TC-U-ABORT)."""
+        if session.waiting is None or session.done:
+            return
+        d, invoke_id = session.waiting
+        session.waiting = None
+        if text is None:
+            self.node.table.u_abort(d)
+            self._done(d, session, error="user-cancelled")
+            return
+        res = M.encode_ussd_res(M.ussd_res(text))
+        self.node.table.continue_(d, (tcap.ReturnResult(invoke_id, M.OP_USSR, res),), now)
+
     def handle(self, event: TableEvent, now: float) -> None:
         if isinstance(event, BeginIndication):
             self._network_begin(event, now)
@@ -107,6 +123,9 @@ class NetworkSim:
                         assert answer is not None
                         res = M.encode_ussd_res(M.ussd_res(answer))
                         self.node.table.continue_(d, (tcap.ReturnResult(c.invoke_id, M.OP_USSR, res),), now)
+                    elif session.on_menu is not None:
+                        session.waiting = (d, c.invoke_id)
+                        session.on_menu(session)
                     else:  # the user presses cancel
                         self.node.table.u_abort(d)
                         self._done(d, session, error="user-cancelled")

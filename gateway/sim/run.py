@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from gateway.codecs import m3ua, sccp
@@ -44,11 +45,10 @@ def build(settings: SimSettings) -> NetworkSim:
     return sim
 
 
-async def dial_many(host: str, port: int, calls: Sequence[tuple[str, str, Sequence[str | None]]], *,
-                    settings: SimSettings | None = None, concurrency: int = 100,
-                    timeout: float = 60.0) -> tuple[list[HandsetSession], float]:  # fmt: skip
-    """Connect, dial every (msisdn, code, answers) with at most ``concurrency`` sessions in flight, disconnect.
-    Returns the sessions (in call order) and the seconds the dialling took."""
+@asynccontextmanager
+async def connected(host: str, port: int, settings: SimSettings | None = None,
+                    timeout: float = 60.0) -> AsyncIterator[tuple[NetworkSim, NodeRunner]]:  # fmt: skip
+    """The simulator as an ASP of the gateway or STP at ``host:port``, once ASP-ACTIVE; disconnects on exit."""
     settings = settings or SimSettings()
     sim = build(settings)
     runner = NodeRunner(sim.node, sim.handle)
@@ -71,6 +71,19 @@ async def dial_many(host: str, port: int, calls: Sequence[tuple[str, str, Sequen
             if loop.time() > deadline:
                 raise TimeoutError(f"no ASP-ACTIVE association to {host}:{port}")
             await asyncio.sleep(0.01)
+        yield sim, runner
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 5)
+
+
+async def dial_many(host: str, port: int, calls: Sequence[tuple[str, str, Sequence[str | None]]], *,
+                    settings: SimSettings | None = None, concurrency: int = 100,
+                    timeout: float = 60.0) -> tuple[list[HandsetSession], float]:  # fmt: skip
+    """Connect, dial every (msisdn, code, answers) with at most ``concurrency`` sessions in flight, disconnect.
+    Returns the sessions (in call order) and the seconds the dialling took."""
+    loop = asyncio.get_running_loop()
+    async with connected(host, port, settings, timeout) as (sim, runner):
         free = asyncio.Semaphore(concurrency)
         done = asyncio.Event()
         remaining = len(calls)
@@ -92,6 +105,3 @@ async def dial_many(host: str, port: int, calls: Sequence[tuple[str, str, Sequen
         if calls:
             await asyncio.wait_for(done.wait(), timeout)
         return sessions, time.perf_counter() - start
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 5)
