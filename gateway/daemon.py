@@ -100,7 +100,9 @@ async def serve(cfg: GatewayConfig, stop: asyncio.Event,
                 managers[0].on_event(ussd.events.popleft())
 
         runner = NodeRunner(node, on_table_event)
-        manager = SessionManager(ussd, cfg.routes, AppClient(http), pump=runner.pump, cdr=cdr, metrics=metrics,
+        app_client = AppClient(http)
+        cleanups.append(_async(app_client.close))
+        manager = SessionManager(ussd, cfg.routes, app_client, pump=runner.pump, cdr=cdr, metrics=metrics,
                                  max_sessions=cfg.max_sessions, network_code=cfg.network_code)  # fmt: skip
         managers.append(manager)
         cleanups.append(manager.drain)

@@ -15,6 +15,7 @@ import time
 import aiohttp
 
 from gateway.apps.dialects import DIALECTS, END_NOTICES, AppReply, AppRequest, BadReplyError, EndNotice
+from gateway.apps.http1 import Http1Pool, HttpError
 from gateway.routing.table import Route
 
 
@@ -33,8 +34,13 @@ def sign(secret: str, timestamp: str, body: bytes) -> str:
 
 
 class AppClient:
-    def __init__(self, session: aiohttp.ClientSession) -> None:
+    """Per-step calls go through the lean keep-alive client (:mod:`gateway.apps.http1`) for ``http://`` URLs and
+    through aiohttp for ``https://``; end-of-session notices always through aiohttp (off the hot path)."""
+
+    def __init__(self, session: aiohttp.ClientSession, pool: Http1Pool | None = None) -> None:
         self.session = session
+        self.pool = pool if pool is not None else Http1Pool()
+        self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
 
     async def call(self, route: Route, request: AppRequest) -> AppReply:
         encode, decode = DIALECTS[route.dialect]
@@ -44,24 +50,37 @@ class AppClient:
         last = AppError("down", "no URL")
         for n, url in enumerate(urls):
             try:
-                async with self.session.post(url, data=body, headers=headers,
-                                             timeout=aiohttp.ClientTimeout(total=route.timeout)) as resp:  # fmt: skip
-                    payload = await resp.read()
-                    if resp.status >= 500:
-                        last = AppError(f"http-{resp.status}", url)
-                        continue  # a server error: try the backup
-                    if resp.status >= 400:
-                        raise AppError(f"http-{resp.status}", url)
-                    try:
-                        reply = decode(resp.status, resp.headers.get("Content-Type", ""), payload)
-                        return dataclasses.replace(reply, backup=True) if n else reply
-                    except BadReplyError as exc:
-                        raise AppError("bad-reply", f"{url}: {exc}") from None
+                status, reply_type, payload = await self._post(url, body, headers, route.timeout)
             except TimeoutError:
                 raise AppError("timeout", url) from None  # late: no second try, the user is waiting
-            except aiohttp.ClientConnectionError as exc:
-                last = AppError("down", f"{url}: {exc}")
+            except (HttpError, aiohttp.ClientConnectionError) as exc:
+                last = AppError("bad-reply" if isinstance(exc, HttpError) and exc.kind == "protocol" else "down",
+                                f"{url}: {exc}")  # fmt: skip
+                continue
+            if status >= 500:
+                last = AppError(f"http-{status}", url)
+                continue  # a server error: try the backup
+            if status >= 400:
+                raise AppError(f"http-{status}", url)
+            try:
+                reply = decode(status, reply_type, payload)
+            except BadReplyError as exc:
+                raise AppError("bad-reply", f"{url}: {exc}") from None
+            return dataclasses.replace(reply, backup=True) if n else reply
         raise last
+
+    async def _post(self, url: str, body: bytes, headers: dict[str, str], timeout: float) -> tuple[int, str, bytes]:
+        if url.startswith("http://"):
+            response = await self.pool.post(url, body, headers, timeout)
+            return response.status, response.headers.get("content-type", ""), response.body
+        client_timeout = self._timeouts.get(timeout)
+        if client_timeout is None:
+            client_timeout = self._timeouts[timeout] = aiohttp.ClientTimeout(total=timeout)
+        async with self.session.post(url, data=body, headers=headers, timeout=client_timeout) as resp:
+            return resp.status, resp.headers.get("Content-Type", ""), await resp.read()
+
+    def close(self) -> None:
+        self.pool.close()
 
     async def notify_end(self, route: Route, notice: EndNotice) -> str:
         """POST the end-of-session notice; never raises. Returns "ok", "timeout", "down" or "http-<status>"."""

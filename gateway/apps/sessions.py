@@ -110,7 +110,7 @@ class SessionManager:
         self.sessions[ev.session] = s
         self.per_route[route.name] = self.per_route.get(route.name, 0) + 1
         if self.metrics is not None:
-            self.metrics.sessions_active.labels(route.name).inc()
+            self.metrics.child(self.metrics.sessions_active, route.name).inc()
         s.timer = asyncio.get_running_loop().call_later(route.max_duration, self._expired, s)
         self._spawn(self._step(s))
 
@@ -135,7 +135,7 @@ class SessionManager:
         s.latencies.append((time.perf_counter() - t0) * 1000)
         m = self.metrics
         if m is not None:
-            m.app_latency.labels(route.name).observe(s.latencies[-1] / 1000)
+            m.child(m.app_latency, route.name).observe(s.latencies[-1] / 1000)
             if reply.backup:
                 m.app_failovers.labels(route.name).inc()
         if s.ident not in self.sessions:
@@ -198,7 +198,7 @@ class SessionManager:
             s.timer.cancel()
         self.per_route[s.route.name] -= 1
         if self.metrics is not None:
-            self.metrics.sessions_active.labels(s.route.name).dec()
+            self.metrics.child(self.metrics.sessions_active, s.route.name).dec()
         self._ended(s, outcome, detail)
 
     def _ended(self, s: _Session, outcome: str, detail: str) -> None:
@@ -206,7 +206,7 @@ class SessionManager:
         end = time.time()
         self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
         if self.metrics is not None:
-            self.metrics.sessions.labels(route.name, outcome).inc()
+            self.metrics.child(self.metrics.sessions, route.name, outcome).inc()
         latencies = tuple(round(x, 2) for x in s.latencies)
         if self.cdr is not None:
             self.cdr.write(Cdr(r.session_id, r.msisdn, r.imsi, r.service_code, route.name, s.started, end,

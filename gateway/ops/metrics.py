@@ -8,6 +8,8 @@ problems from Q.773 §3.2, MAP errors from TS 29.002 §17.6.6).
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 # RFC 4666 §3.1.2 message classes and types, for label values.
@@ -45,6 +47,7 @@ class StackMetrics:
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
+        self._children: dict[tuple[int, tuple[object, ...]], Any] = {}
         r = self.registry
         self.m3ua_messages = Counter(
             "ussd_m3ua_messages",
@@ -156,9 +159,22 @@ class StackMetrics:
             registry=r,
         )
 
+    def child(self, metric: Any, *values: str) -> Any:
+        """``metric.labels(*values)``, cached: prometheus_client's labels() costs microseconds per call, and the
+        hot path counts several times per message."""
+        key = (id(metric), values)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = metric.labels(*values)
+        return found
+
     def count_m3ua(self, association: str, direction: str, msg_class: int, msg_type: int) -> None:
-        cls, typ = M3UA_NAMES.get((msg_class, msg_type), (str(msg_class), str(msg_type)))
-        self.m3ua_messages.labels(association, direction, cls, typ).inc()
+        key = (id(self.m3ua_messages), (association, direction, msg_class, msg_type))
+        found = self._children.get(key)
+        if found is None:
+            cls, typ = M3UA_NAMES.get((msg_class, msg_type), (str(msg_class), str(msg_type)))
+            found = self._children[key] = self.m3ua_messages.labels(association, direction, cls, typ)
+        found.inc()
 
     def set_asp_state(self, association: str, state: str) -> None:
         for name in ASP_STATES:

@@ -55,6 +55,7 @@ class HandsetSession:
     # Interactive: with no scripted answer left, ``on_menu`` is told and the answer comes via NetworkSim.answer.
     on_menu: Callable[[HandsetSession], None] | None = None
     waiting: tuple[Dialogue, int] | None = None  # the menu awaiting an answer (dialogue, invoke id)
+    times: list[float] = field(default_factory=list)  # when it dialled, then when each text arrived (loop time)
 
     @property
     def status(self) -> str:
@@ -84,6 +85,7 @@ class NetworkSim:
         d = self.node.table.begin(self.gateway, M.AC_NETWORK_UNSTRUCTURED_SS_V2, (tcap.Invoke(1, 59, arg),),
                                   now=now)  # fmt: skip
         session = HandsetSession(msisdn, code, list(answers or []))
+        session.times.append(now)
         self.sessions[d.did] = session
         return session
 
@@ -116,6 +118,7 @@ class NetworkSim:
                     arg = M.decode_ussd_arg(c.parameter or b"")
                     session.menus.append(arg.text())
                     session.dcs.append(arg.dcs)
+                    session.times.append(now)
                     if session.answers and session.answers[0] is None:
                         continue  # the user never answers: the gateway's invoke timer will end it
                     if session.answers:
@@ -135,6 +138,7 @@ class NetworkSim:
                     shown = M.decode_ussd_res(c.parameter)
                     session.final = shown.text()
                     session.dcs.append(shown.dcs)
+                    session.times.append(now)
                 elif isinstance(c, tcap.ReturnError):
                     session.error = M.decode_error(c.error_code if isinstance(c.error_code, int) else -1,
                                                    c.parameter).name  # fmt: skip

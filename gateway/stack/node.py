@@ -67,7 +67,7 @@ class SignallingNode:
             ev = self.sccp.events.popleft()
             if isinstance(ev, UnitdataIndication):
                 if self.metrics is not None:
-                    self.metrics.sccp_messages.labels("rx", "unitdata").inc()
+                    self.metrics.child(self.metrics.sccp_messages, "rx", "unitdata").inc()
                     self._count_tcap("rx", ev.data)
                 self.table.receive(ev.data, ev.calling, now)
             elif isinstance(ev, NoticeIndication):
@@ -121,7 +121,7 @@ class SignallingNode:
         m = self.metrics
         assert m is not None
         kind = _tcap_kind(data)
-        m.tcap_messages.labels(direction, kind).inc()
+        m.child(m.tcap_messages, direction, kind).inc()
         if kind in ("continue", "end") and b"\xa4" in data:  # may hold a Reject (tag A4): rare, worth a decode
             try:
                 msg = tcap.decode(data)
