@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field
-from urllib.parse import urlencode
+from urllib.parse import quote_plus, urlencode
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,15 +71,21 @@ def decode_json(status: int, content_type: str, body: bytes) -> AppReply:
     return AppReply(data["action"] == "end", data["text"])
 
 
+def _form_value(value: str) -> str:
+    # urlencode's quote_plus, without its cost for the usual digits-and-letters values
+    return value if value.isascii() and value.isalnum() else quote_plus(value, safe="")
+
+
 def encode_africastalking(req: AppRequest) -> tuple[bytes, str]:
-    form = {
-        "sessionId": req.session_id,
-        "serviceCode": req.service_code,
-        "phoneNumber": "+" + req.msisdn if req.msisdn else "",
-        "networkCode": req.network_code,
-        "text": "*".join((*req.params, *req.inputs)),
-    }
-    return urlencode(form).encode(), "application/x-www-form-urlencoded"
+    fields = (
+        ("sessionId", req.session_id),
+        ("serviceCode", req.service_code),
+        ("phoneNumber", "+" + req.msisdn if req.msisdn else ""),
+        ("networkCode", req.network_code),
+        ("text", "*".join((*req.params, *req.inputs))),
+    )
+    body = "&".join(f"{name}={_form_value(value)}" for name, value in fields)
+    return body.encode("ascii"), "application/x-www-form-urlencoded"
 
 
 def decode_africastalking(status: int, content_type: str, body: bytes) -> AppReply:

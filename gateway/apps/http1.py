@@ -119,7 +119,7 @@ class _Conn(asyncio.Protocol):
 class Http1Pool:
     """Keep-alive connections per (host, port), at most ``max_idle`` kept idle per peer."""
 
-    def __init__(self, max_idle: int = 64) -> None:
+    def __init__(self, max_idle: int = 1024) -> None:
         self.max_idle = max_idle
         self._idle: dict[tuple[str, int], deque[_Conn]] = {}
         self._open: set[_Conn] = set()

@@ -49,10 +49,17 @@ class NodeRunner:
                 break
         for connection in self.connections:
             connection.flush()
-        if self._timer is not None:
-            self._timer.cancel()
         deadline = self.node.next_deadline()
-        self._timer = loop.call_at(deadline, self._on_timer) if deadline is not None else None
+        timer = self._timer
+        if deadline is None:
+            if timer is not None:
+                timer.cancel()
+                self._timer = None
+        elif timer is None or timer.when() > deadline:
+            if timer is not None:
+                timer.cancel()
+            self._timer = loop.call_at(deadline, self._on_timer)
+        # else: the armed timer fires no later than needed; _on_timer re-arms for what is due then
 
     def _on_timer(self) -> None:
         self._timer = None
