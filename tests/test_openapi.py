@@ -31,3 +31,16 @@ def test_reply_schema_is_what_the_decoder_accepts() -> None:
         decode_json(200, "application/json", b'{"action": "maybe", "text": "x"}')
     with pytest.raises(BadReplyError):
         decode_json(200, "application/json", b'{"action": "end"}')
+
+
+def test_end_notice_matches_its_schema() -> None:
+    from gateway.apps.dialects import EndNotice, encode_end_notice_json
+
+    schema = SPEC["components"]["schemas"]["EndNotice"]
+    body, content_type = encode_end_notice_json(EndNotice("s1", "4917", "*123#", "user-aborted", 1500, 2, ("1",),
+                                                          "Menu", 1_700_000_000.0))  # fmt: skip
+    assert content_type in SPEC["paths"]["/end-notice"]["post"]["requestBody"]["content"]
+    data = json.loads(body)
+    assert set(schema["required"]) <= set(data) <= set(schema["properties"])
+    assert data["event"] in schema["properties"]["event"]["enum"]
+    assert data["outcome"] in schema["properties"]["outcome"]["description"]
