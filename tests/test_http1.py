@@ -124,6 +124,18 @@ async def test_close_delimited_body_and_garbage() -> None:
         await pool.post(url, b"a", {}, 5)
     assert info.value.kind == "protocol"
     server.close()
+
+    async def endless(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await _read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 100000000\r\n\r\n")
+        for _ in range(100):
+            writer.write(b"x" * 4096)
+            await writer.drain()
+
+    server, url = await raw_server(endless)
+    with pytest.raises(HttpError, match="over 65536"):
+        await pool.post(url, b"a", {}, 5)
+    server.close()
     pool.close()
 
 

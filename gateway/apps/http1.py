@@ -18,6 +18,8 @@ from urllib.parse import urlsplit
 
 import httptools
 
+MAX_BODY = 65536  # a USSD reply is at most a few hundred octets; anything far beyond is refused, not buffered
+
 
 class HttpError(Exception):
     """No usable response: ``kind`` is "connect" (refused/unreachable), "reset" (lost mid-exchange) or
@@ -36,8 +38,8 @@ class Response:
 
 
 class _Conn(asyncio.Protocol):
-    __slots__ = ("_body", "_done", "_head_done", "_headers", "_keep", "_parser", "_pool", "got_bytes", "key",
-                 "transport")  # fmt: skip
+    __slots__ = ("_body", "_done", "_head_done", "_headers", "_keep", "_parser", "_pool", "_size", "got_bytes",
+                 "key", "transport")  # fmt: skip
 
     def __init__(self, pool: Http1Pool, key: tuple[str, int]) -> None:
         self._pool = pool
@@ -49,6 +51,7 @@ class _Conn(asyncio.Protocol):
         self._body: list[bytes] = []
         self._keep = True
         self._head_done = False
+        self._size = 0
         self.got_bytes = False
 
     # asyncio.Protocol
@@ -85,6 +88,9 @@ class _Conn(asyncio.Protocol):
 
     def on_body(self, body: bytes) -> None:
         self._body.append(body)
+        self._size += len(body)
+        if self._size > MAX_BODY:
+            self._fail(HttpError("protocol", f"response body over {MAX_BODY} octets"))
 
     def on_message_complete(self) -> None:
         done = self._done
@@ -99,6 +105,7 @@ class _Conn(asyncio.Protocol):
         self._done = asyncio.get_running_loop().create_future()
         self._headers = {}
         self._body = []
+        self._size = 0
         self._head_done = False
         self.got_bytes = False
         self._parser = httptools.HttpResponseParser(self)
