@@ -185,8 +185,12 @@ def _pcap_tap(capture: PcapWriter, conn: Any) -> Callable[[bytes, bool], None]:
     def tap(data: bytes, sent: bool) -> None:
         if not ends:
             transport = getattr(conn, "transport", None)
+            sock = getattr(conn, "sock", None)  # SCTP connections hold their socket
             here = transport.get_extra_info("sockname") if transport is not None else None
             there = transport.get_extra_info("peername") if transport is not None else None
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    here, there = sock.getsockname(), sock.getpeername()
             ends.extend([tuple(here[:2]) if here else ("127.0.0.1", 2905),
                          tuple(there[:2]) if there else ("127.0.0.2", 2905)])  # fmt: skip
         src, dst = (ends[0], ends[1]) if sent else (ends[1], ends[0])

@@ -8,6 +8,7 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from gateway.codecs import m3ua, sccp
 from gateway.codecs import map as map_codec
@@ -17,7 +18,7 @@ from gateway.stack.m3ua_asp import AspState, AssociationConfig, Role
 from gateway.stack.node import SignallingNode
 from gateway.stack.sccp_layer import SccpConfig, SccpLayer
 from gateway.stack.tcap_table import DialogueTable
-from gateway.transport import tcp
+from gateway.transport import sctp, tcp
 from gateway.transport.runner import NodeRunner
 
 
@@ -29,6 +30,7 @@ class SimSettings:
     gateway_gt: str = "491700000001"
     routing_context: int | None = 1
     register: bool = False  # register a routing key (REG_REQ before ASPUP), as osmo-stp's dynamic ASPs need
+    transport: str = "tcp"  # "tcp" or "sctp" (kernel SCTP)
     subscribers: tuple[Subscriber, ...] = (Subscriber("491720000001", "262011234567890"),)
 
 
@@ -52,9 +54,9 @@ async def connected(host: str, port: int, settings: SimSettings | None = None,
     settings = settings or SimSettings()
     sim = build(settings)
     runner = NodeRunner(sim.node, sim.handle)
-    conns: list[tcp.M3uaTcpProtocol] = []
+    conns: list[tcp.M3uaTcpProtocol | sctp.M3uaSctpConnection] = []
 
-    def on_connection(proto: tcp.M3uaTcpProtocol) -> None:
+    def on_connection(proto: tcp.M3uaTcpProtocol | sctp.M3uaSctpConnection) -> None:
         conns.append(proto)
         runner.add(proto)
 
@@ -62,8 +64,9 @@ async def connected(host: str, port: int, settings: SimSettings | None = None,
     rcs = (settings.routing_context,) if settings.routing_context is not None and not settings.register else ()
     cfg = AssociationConfig(name="sim", role=Role.ASP, routing_contexts=rcs, routing_keys=keys, beat_interval=5.0)
     stop = asyncio.Event()
-    task = asyncio.create_task(tcp.run_client(host, port, cfg, runner.sink, on_connection=on_connection,
-                                              backoff_initial=0.1, backoff_max=1.0, stop=stop))  # fmt: skip
+    transport: Any = sctp if settings.transport == "sctp" else tcp
+    task = asyncio.create_task(transport.run_client(host, port, cfg, runner.sink, on_connection=on_connection,
+                                                    backoff_initial=0.1, backoff_max=1.0, stop=stop))  # fmt: skip
     loop = asyncio.get_running_loop()
     try:
         deadline = loop.time() + timeout

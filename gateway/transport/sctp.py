@@ -111,6 +111,7 @@ class M3uaSctpConnection:
         self.loop = asyncio.get_running_loop()
         self.closed: asyncio.Future[None] = self.loop.create_future()
         self.received_streams: list[tuple[int, int]] = []  # (stream, ppid) of the last messages, for tests/metrics
+        self.tap: Callable[[bytes, bool], None] | None = None  # sees every M3UA message: (octets, sent by us)
         try:
             self.streams = outbound_streams(sock)  # DATA streams are 1..streams-1 (RFC 4666 §1.4.7)
         except OSError:
@@ -125,6 +126,11 @@ class M3uaSctpConnection:
         ok = self.association.send_data(opc, dpc, sls, payload)
         self._after_input()
         return ok
+
+    def flush(self) -> None:
+        """Send what the association has queued (the node runner calls this after each burst of work)."""
+        if not self.closed.done():
+            self._after_input()
 
     def close(self) -> None:
         if self.closed.done():
@@ -151,6 +157,8 @@ class M3uaSctpConnection:
             return
         if self.metrics is not None and len(data) >= 8:
             self.metrics.count_m3ua(self.association.config.name, "rx", data[2], data[3])
+        if self.tap is not None:
+            self.tap(data, False)
         info = parse_rcvinfo(ancdata)
         if info is not None:
             self.received_streams.append(info)
@@ -176,6 +184,8 @@ class M3uaSctpConnection:
             except OSError:
                 self.close()
                 return
+            if self.tap is not None:
+                self.tap(item.data, True)
             if self.metrics is not None:
                 self.metrics.count_m3ua(self.association.config.name, "tx", item.data[2], item.data[3])
         if any(isinstance(e, AssociationLost) for e in self._deliver_events()):

@@ -22,3 +22,19 @@ def test_m3ua_over_kernel_sctp(tmp_path: Path) -> None:
     report = json.loads(lines[-1])
     assert all(report.values()), report
     assert status == 0, output[-3000:]
+
+
+def test_daemon_over_kernel_sctp(tmp_path: Path) -> None:
+    """The daemon as SG over kernel SCTP, dialled by the simulator over SCTP; its pcap is clean in tshark."""
+    from tests.support import tshark
+
+    status, output = run_in_uml(Path(__file__).with_name("uml_daemon_sctp_scenario.py"), tmp_path, timeout=120)
+    lines = [line for line in output.splitlines() if line.startswith("{")]
+    assert lines, f"no report from the guest: {output[-3000:]}"
+    report = json.loads(lines[-1])
+    assert all(report.values()), (report, output[-3000:])
+    assert status == 0, output[-3000:]
+    pcap = tmp_path / "uml-out" / "gateway.pcap"
+    assert tshark.problems(pcap) == []
+    strings = {v for row in tshark.fields(pcap, ["gsm_map.ussd_string"]) for v in row["gsm_map.ussd_string"]}
+    assert {"*123#", "Demo menu\n1. Balance\n2. Help", "Your balance is 42.00 EUR"} <= strings
