@@ -11,7 +11,8 @@ apt_pkgs=()
 if [ "$want_test" = 1 ]; then
   # tshark: Wireshark's dissectors; libosmogsm18: libosmocore's GSM 7-bit (ctypes);
   # user-mode-linux + busybox-static: a kernel with SCTP for the SCTP tests; debootstrap: osmo-stp chroot.
-  apt_pkgs+=(tshark libosmogsm18 libosmocore19 user-mode-linux busybox-static debootstrap)
+  # redis-server: the state store of the third-party anysd application (tests/apps/anysd_app).
+  apt_pkgs+=(tshark libosmogsm18 libosmocore19 user-mode-linux busybox-static debootstrap redis-server)
 fi
 missing=()
 for p in "${apt_pkgs[@]}"; do
@@ -32,4 +33,12 @@ if [ "$want_test" = 1 ]; then
   .venv/bin/pip install -q -e '.[test,sctp]'
 else
   .venv/bin/pip install -q -e '.[sctp]'
+fi
+if [ "$want_test" = 1 ] && [ ! -f .cache/venv-anysd/.done ]; then
+  # A third-party USSD framework app (anysd from PyPI, with Flask and its Redis client) in its own virtualenv, as an
+  # application server would be deployed; anysd 1.2.7 passes charset= to redis.Redis, which redis-py 5 removed.
+  rm -rf .cache/venv-anysd
+  "$PY" -m venv .cache/venv-anysd
+  .cache/venv-anysd/bin/pip install -q "anysd==1.2.7" "redis>=4.6,<5" "flask>=3,<4"
+  touch .cache/venv-anysd/.done
 fi
