@@ -45,3 +45,27 @@ async def test_global_session_limit_answers_busy_at_once(tmp_path: Path) -> None
     assert apps.received.get("bank") is None  # the refused session never reached its application
     outcomes = {c["msisdn"]: c["outcome"] for c in map(json.loads, (tmp_path / "cdr.jsonl").read_text().splitlines())}
     assert outcomes == {"491720002001": "app-timeout", "491720002002": "app-timeout", "491720002003": "busy"}
+
+
+async def test_catch_all_default_route_and_no_route_at_all(tmp_path: Path) -> None:
+    """A default route with an application gets every unknown code (and sees the code dialled); with no default
+    route at all, an unknown code gets the built-in text. Both are counted and written as CDRs."""
+    Case = pull_scenarios.Case
+    async with pull_apps.serve_apps() as apps:
+        catch_all = f'[[route]]\nname = "default"\nprimary_url = "{apps.base}/bank"\ndialect = "africastalking"\n'
+        for sub in ("a", "b"):
+            (tmp_path / sub).mkdir()
+        with_app = await pull_scenarios.run(apps, tmp_path / "a", [
+            Case("catch-all", "*999*7#", ["1"], "default", "completed", msisdn="491720003001")],
+            default_route=catch_all)  # fmt: skip
+        no_route = await pull_scenarios.run(apps, tmp_path / "b", [
+            Case("no route", "*999#", [], "-", "unknown-code", msisdn="491720003002")], default_route="")
+    (caught,) = with_app.sessions
+    assert (caught.menus, caught.final) == ([pull_apps.BANK_MENU], pull_apps.BANK_BALANCE)
+    asked = [b for b in apps.received["bank"] if b["phoneNumber"] == "+491720003001"]
+    assert [(b["serviceCode"], b["text"]) for b in asked] == [("*999*7#", ""), ("*999*7#", "1")]
+    assert [(c["route"], c["outcome"]) for c in with_app.cdrs] == [("default", "completed")]
+    (unknown,) = no_route.sessions
+    assert unknown.final == "Unknown service code." and unknown.menus == []
+    assert [(c["route"], c["outcome"]) for c in no_route.cdrs] == [("-", "unknown-code")]
+    assert 'ussd_sessions_total{outcome="unknown-code",route="-"} 1.0' in no_route.metrics

@@ -207,9 +207,19 @@ class Run:
     pcap: Path
 
 
-async def run(apps: Apps, tmp: Path, all_cases: Sequence[Case], *, stp_port: int | None = None) -> Run:
+DEFAULT_ROUTE = '[[route]]\nname = "default"\ntexts = { unknown = { default = "Unknown code" } }\n'
+
+
+async def run(apps: Apps, tmp: Path, all_cases: Sequence[Case], *, stp_port: int | None = None,
+              default_route: str | None = None) -> Run:  # fmt: skip
+    """Run the daemon on :func:`config_text` (``default_route`` replaces its default route; "" removes it),
+    dial every case at once, and collect what the checks need."""
     cfg_path = tmp / "gw.toml"
-    cfg_path.write_text(config_text(apps, tmp, asp_of=stp_port))
+    text = config_text(apps, tmp, asp_of=stp_port)
+    if default_route is not None:
+        assert DEFAULT_ROUTE in text
+        text = text.replace(DEFAULT_ROUTE, default_route)
+    cfg_path.write_text(text)
     cfg = load(cfg_path)
     log_stream = io.StringIO()
     logs.configure("info", log_stream)
