@@ -92,3 +92,33 @@ async def test_run_command_refuses_a_bad_file_without_traceback(tmp_path: Path) 
     error = json.loads(err)
     assert error == {"error": "bad configuration", "file": str(path), "key": "m3ua.listen",
                      "reason": "expected str, got int 5"}
+
+
+async def test_texts_in_the_handsets_language(tmp_path: Path) -> None:
+    """A handset whose DCS names its language (TS 23.038 §5 group 0000: 0x00 German) gets the route's text in that
+    language, others the default one."""
+    from gateway.sim.run import connected
+    from tests.support.aio import wait_for
+
+    path = config(tmp_path)
+    path.write_text(path.read_text().replace('texts = { unknown = { default = "Unknown service code. Try *123#" } }',
+                                             'texts = { unknown = { default = "Unknown code", de = "Unbekannter Code",'
+                                             ' fr = "Code inconnu" } }'))  # fmt: skip
+    cfg = load(path)
+    stop = asyncio.Event()
+    ready: list[dict[str, object]] = []
+    task = asyncio.create_task(serve(cfg, stop, ready.append))
+    try:
+        while not ready:
+            await asyncio.sleep(0.01)
+        async with connected("127.0.0.1", cfg.listen_port) as (sim, runner):
+            loop = asyncio.get_running_loop()
+            german = sim.dial("491720000001", "*5#", [], loop.time(), dcs=0x00)
+            french = sim.dial("491720000001", "*5#", [], loop.time(), dcs=0x03)
+            plain = sim.dial("491720000001", "*5#", [], loop.time())
+            runner.pump()
+            await wait_for(lambda: german.done and french.done and plain.done)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)
+    assert (german.final, french.final, plain.final) == ("Unbekannter Code", "Code inconnu", "Unknown code")

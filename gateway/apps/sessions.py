@@ -23,6 +23,7 @@ from typing import Any
 
 from gateway.apps.client import AppClient, AppError
 from gateway.apps.dialects import AppRequest, EndNotice
+from gateway.codecs import dcs as dcs_codec
 from gateway.codecs import ussd_string
 from gateway.ops import logs
 from gateway.ops.cdr import Cdr, CdrWriter, mask
@@ -90,8 +91,9 @@ class SessionManager:
 
     def _started(self, ev: SessionStarted) -> None:
         vlr = ev.peer.gt.digits if ev.peer.gt is not None else None
+        language = dcs_codec.parse(ev.dcs).language  # TS 23.038 §5: the handset's language, when its DCS names one
         request = AppRequest(f"{ev.session:016x}", ev.msisdn, ev.text, (), (), ev.imsi, vlr, self.network_code,
-                             dcs=ev.dcs)  # fmt: skip
+                             dcs=ev.dcs, language=language)  # fmt: skip
         match = self.routes.lookup(ev.text)
         route = match.route if match is not None else self.routes.default
         if match is None or route is None or not route.primary_url:
@@ -99,7 +101,7 @@ class SessionManager:
             self._refuse(ev.session, route, request, "unknown", "unknown-code")
             return
         request = AppRequest(request.session_id, ev.msisdn, match.service_code, match.params, (), ev.imsi, vlr,
-                             self.network_code, dcs=ev.dcs)  # fmt: skip
+                             self.network_code, dcs=ev.dcs, language=language)  # fmt: skip
         if not route.allows(ev.msisdn, ev.imsi, vlr):
             self._refuse(ev.session, route, request, "unknown", "not-allowed")
             return
@@ -115,7 +117,7 @@ class SessionManager:
         self._spawn(self._step(s))
 
     def _refuse(self, session: int, route: Route | None, request: AppRequest, kind: str, outcome: str) -> None:
-        text = route.text(kind, None, DEFAULT_TEXTS[kind]) if route is not None else DEFAULT_TEXTS[kind]
+        text = route.text(kind, request.language, DEFAULT_TEXTS[kind]) if route is not None else DEFAULT_TEXTS[kind]
         self.ussd.finish(session, text)
         self._after_action()
         s = _Session(session, route or _NO_ROUTE, request, time.time(), outcome=outcome, last_text=text)
@@ -147,7 +149,7 @@ class SessionManager:
             if route.on_too_long == "refuse":
                 self.log.warning("app.reply_too_long", session=s.request.session_id, route=route.name,
                                  chars=len(text), policy="refuse")  # fmt: skip
-                self._finish(s, route.text("error", None, DEFAULT_TEXTS["error"]), "app-too-long")
+                self._finish(s, route.text("error", s.request.language, DEFAULT_TEXTS["error"]), "app-too-long")
                 return
             text = ussd_string.truncate(text, route.truncate_marker)
         if reply.end:
@@ -169,9 +171,9 @@ class SessionManager:
                 self.ussd.abort(s.ident, "app-timeout")
                 self._after_action()
                 return
-            self._finish(s, route.text("timeout", None, DEFAULT_TEXTS["timeout"]), "app-timeout")
+            self._finish(s, route.text("timeout", s.request.language, DEFAULT_TEXTS["timeout"]), "app-timeout")
             return
-        self._finish(s, route.text("error", None, DEFAULT_TEXTS["error"]), f"app-{exc.reason}")
+        self._finish(s, route.text("error", s.request.language, DEFAULT_TEXTS["error"]), f"app-{exc.reason}")
 
     def _finish(self, s: _Session, text: str, outcome: str) -> None:
         s.outcome = outcome

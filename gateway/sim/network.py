@@ -79,9 +79,10 @@ class NetworkSim:
         self.subscribers[sub.msisdn] = sub
         self._by_imsi[sub.imsi] = sub
 
-    def dial(self, msisdn: str, code: str, answers: Sequence[str | None] | None = None,
-             now: float = 0.0) -> HandsetSession:  # fmt: skip
-        arg = M.encode_ussd_arg(M.ussd_arg(code, msisdn=msisdn))
+    def dial(self, msisdn: str, code: str, answers: Sequence[str | None] | None = None, now: float = 0.0,
+             dcs: int | None = None) -> HandsetSession:  # fmt: skip
+        """Dial ``code``; ``dcs`` forces the handset's data coding scheme (e.g. one naming its language)."""
+        arg = M.encode_ussd_arg(M.ussd_arg(code, dcs=dcs, msisdn=msisdn))
         d = self.node.table.begin(self.gateway, M.AC_NETWORK_UNSTRUCTURED_SS_V2, (tcap.Invoke(1, 59, arg),),
                                   now=now)  # fmt: skip
         session = HandsetSession(msisdn, code, list(answers or []))
