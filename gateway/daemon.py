@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import signal
 import sys
 import time
@@ -152,13 +153,14 @@ async def serve(cfg: GatewayConfig, stop: asyncio.Event,
                                          routing_contexts=() if cfg.register else rcs, routing_keys=keys,
                                          traffic_mode=cfg.traffic_mode, asp_identifier=cfg.asp_identifier,
                                          beat_interval=cfg.beat_interval)  # fmt: skip
-                clients.append(
-                    asyncio.create_task(
-                        transport.run_client(
-                            host, port, acfg, sink, on_connection=on_connection, stop=stop_clients, metrics=metrics
-                        )
-                    )
-                )
+
+                def on_error(exc: OSError, name: str = acfg.name, peer: str = f"{host}:{port}") -> None:
+                    reason = os.strerror(exc.errno) if exc.errno else str(exc)
+                    log.warning("m3ua.connect_failed", association=name, peer=peer, reason=reason)
+
+                clients.append(asyncio.create_task(transport.run_client(
+                    host, port, acfg, sink, on_connection=on_connection, stop=stop_clients, metrics=metrics,
+                    on_error=on_error)))  # fmt: skip
             cleanups.append(_stopper(stop_clients, clients))
             info["m3ua"] = ["{}:{}".format(*hp) for hp in cfg.connect]
             waiter = asyncio.ensure_future(ready.wait())

@@ -122,3 +122,37 @@ async def test_texts_in_the_handsets_language(tmp_path: Path) -> None:
         stop.set()
         await asyncio.wait_for(task, 10)
     assert (german.final, french.final, plain.final) == ("Unbekannter Code", "Code inconnu", "Unknown code")
+
+
+async def test_asp_role_logs_unreachable_stp_and_stops_cleanly(tmp_path: Path) -> None:
+    """As ASP towards an STP that is not there: each failed attempt is logged (with the peer and the reason), the
+    daemon does not claim to be ready, and it still stops on request."""
+    import io
+
+    import structlog
+
+    from gateway.ops import logs
+
+    path = config(tmp_path)
+    dead = free_port()
+    text = path.read_text()
+    text = text.replace('role = "sg"', f'role = "asp"\nconnect = ["127.0.0.1:{dead}"]').replace(
+        text.split("listen = ", 1)[1].split("\n", 1)[0], '"127.0.0.1:1"', 1)  # fmt: skip
+    text = "\n".join(line for line in text.splitlines() if not line.startswith('listen = "127.0.0.1:1"'))
+    path.write_text(text)
+    cfg = load(path)
+    assert cfg.role == "asp" and cfg.connect == (("127.0.0.1", dead),)
+    stream = io.StringIO()
+    logs.configure("info", stream)
+    stop = asyncio.Event()
+    ready: list[dict[str, object]] = []
+    task = asyncio.create_task(serve(cfg, stop, ready.append))
+    try:
+        await asyncio.sleep(1.5)
+        assert ready == []
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)
+        structlog.reset_defaults()
+    failures = [json.loads(line) for line in stream.getvalue().splitlines() if "m3ua.connect_failed" in line]
+    assert failures and failures[0]["peer"] == f"127.0.0.1:{dead}" and "refused" in failures[0]["reason"].lower()

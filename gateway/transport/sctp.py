@@ -233,7 +233,8 @@ async def run_client(host: str, port: int, config: AssociationConfig, on_event: 
                      on_connection: Callable[[M3uaSctpConnection], None] | None = None,
                      backoff_initial: float = 0.5, backoff_max: float = 30.0,
                      stop: asyncio.Event | None = None, metrics: StackMetrics | None = None,
-                     local_addresses: tuple[str, ...] = ()) -> None:  # fmt: skip
+                     local_addresses: tuple[str, ...] = (),
+                     on_error: Callable[[OSError], None] | None = None) -> None:  # fmt: skip
     """Keep one ASP association up over SCTP, reconnecting with exponential backoff and full jitter. With
     ``local_addresses`` the association is multi-homed on our side too."""
     loop = asyncio.get_running_loop()
@@ -246,8 +247,10 @@ async def run_client(host: str, port: int, config: AssociationConfig, on_event: 
         sock.setblocking(False)
         try:
             await loop.sock_connect(sock, (host, port))
-        except OSError:
+        except OSError as exc:
             sock.close()
+            if on_error is not None:
+                on_error(exc)
             return None
         return M3uaSctpConnection(sock, association, on_event, metrics)
 

@@ -172,9 +172,11 @@ async def serve(host: str, port: int, config: AssociationConfig, on_event: Event
 async def run_client(host: str, port: int, config: AssociationConfig, on_event: EventSink, *,
                      on_connection: Callable[[M3uaTcpProtocol], None] | None = None,
                      backoff_initial: float = 0.5, backoff_max: float = 30.0,
-                     stop: asyncio.Event | None = None, metrics: StackMetrics | None = None) -> None:  # fmt: skip
+                     stop: asyncio.Event | None = None, metrics: StackMetrics | None = None,
+                     on_error: Callable[[OSError], None] | None = None) -> None:  # fmt: skip
     """Keep one ASP association to an SG/STP up: connect, run until lost, reconnect with exponential backoff and
-    full jitter (so that several gateways do not reconnect in step after an STP restart)."""
+    full jitter (so that several gateways do not reconnect in step after an STP restart). ``on_error`` hears
+    each failed attempt."""
     loop = asyncio.get_running_loop()
     association = M3uaAssociation(config)
 
@@ -183,7 +185,9 @@ async def run_client(host: str, port: int, config: AssociationConfig, on_event: 
             _, proto = await loop.create_connection(
                 lambda: M3uaTcpProtocol(association, on_event, metrics=metrics), host, port
             )
-        except OSError:
+        except OSError as exc:
+            if on_error is not None:
+                on_error(exc)
             return None
         return proto
 
