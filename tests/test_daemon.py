@@ -14,6 +14,7 @@ import pytest
 from gateway.config.load import DEFAULT, ConfigError, load
 from gateway.daemon import serve
 from gateway.sim.run import dial_many
+from tests.support.daemon import running
 
 
 def free_port() -> int:
@@ -35,12 +36,7 @@ def config(tmp_path: Path) -> Path:
 
 async def test_default_configuration_serves_the_demo_menu(tmp_path: Path) -> None:
     cfg = load(config(tmp_path))
-    stop = asyncio.Event()
-    ready: list[dict[str, object]] = []
-    task = asyncio.create_task(serve(cfg, stop, ready.append))
-    try:
-        while not ready:
-            await asyncio.sleep(0.01)
+    async with running(cfg):
         calls = [("491720000001", "*123#", ["1"]), ("491720000001", "*123#", ["2"]), ("491720000001", "*5#", [])]
         sessions, _ = await dial_many("127.0.0.1", cfg.listen_port, calls)
         assert [s.final for s in sessions] == ["Your balance is 42.00 EUR", "Dial *123# and pick an option.",
@@ -53,9 +49,6 @@ async def test_default_configuration_serves_the_demo_menu(tmp_path: Path) -> Non
         assert 'ussd_sessions_total{outcome="completed",route="demo"} 2.0' in text
         assert 'ussd_sessions_total{outcome="unknown-code",route="unknown"} 1.0' in text
         assert "ussd_app_latency_seconds_bucket" in text and 'm3ua_type="DATA"' in text
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 10)
     cdrs = [json.loads(line) for line in (tmp_path / "cdr.jsonl").read_text().splitlines()]
     # One CDR per session, refused ones included.
     assert sorted((c["route"], c["menu_path"], c["outcome"]) for c in cdrs) == [
@@ -105,22 +98,13 @@ async def test_texts_in_the_handsets_language(tmp_path: Path) -> None:
                                              'texts = { unknown = { default = "Unknown code", de = "Unbekannter Code",'
                                              ' fr = "Code inconnu" } }'))  # fmt: skip
     cfg = load(path)
-    stop = asyncio.Event()
-    ready: list[dict[str, object]] = []
-    task = asyncio.create_task(serve(cfg, stop, ready.append))
-    try:
-        while not ready:
-            await asyncio.sleep(0.01)
-        async with connected("127.0.0.1", cfg.listen_port) as (sim, runner):
-            loop = asyncio.get_running_loop()
-            german = sim.dial("491720000001", "*5#", [], loop.time(), dcs=0x00)
-            french = sim.dial("491720000001", "*5#", [], loop.time(), dcs=0x03)
-            plain = sim.dial("491720000001", "*5#", [], loop.time())
-            runner.pump()
-            await wait_for(lambda: german.done and french.done and plain.done)
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 10)
+    async with running(cfg), connected("127.0.0.1", cfg.listen_port) as (sim, runner):
+        loop = asyncio.get_running_loop()
+        german = sim.dial("491720000001", "*5#", [], loop.time(), dcs=0x00)
+        french = sim.dial("491720000001", "*5#", [], loop.time(), dcs=0x03)
+        plain = sim.dial("491720000001", "*5#", [], loop.time())
+        runner.pump()
+        await wait_for(lambda: german.done and french.done and plain.done)
     assert (german.final, french.final, plain.final) == ("Unbekannter Code", "Code inconnu", "Unknown code")
 
 

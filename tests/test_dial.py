@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import io
 import subprocess
 import sys
@@ -12,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from gateway.config.load import load
-from gateway.daemon import serve
 from gateway.sim.dial import describe_dcs, dial
+from tests.support.daemon import running
 from tests.support.osmo_stp import free_port
 from tests.test_daemon import config
 
@@ -21,16 +20,8 @@ from tests.test_daemon import config
 @pytest.fixture
 async def gateway(tmp_path: Path) -> AsyncIterator[int]:
     cfg = load(config(tmp_path))
-    stop = asyncio.Event()
-    ready: list[dict[str, object]] = []
-    task = asyncio.create_task(serve(cfg, stop, ready.append))
-    while not ready:
-        await asyncio.sleep(0.01)
-    try:
+    async with running(cfg):
         yield cfg.listen_port
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 10)
 
 
 def keyboard(*lines: str | None):  # type: ignore[no-untyped-def]

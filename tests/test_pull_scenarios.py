@@ -3,14 +3,13 @@ is the SG). See tests/support/pull_scenarios.py for the cases and what each one 
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 
 from gateway.config.load import load
-from gateway.daemon import serve
 from gateway.sim.run import dial_many
 from tests.support import pull_apps, pull_scenarios
+from tests.support.daemon import running
 
 
 async def test_pull_scenarios_direct(tmp_path: Path) -> None:
@@ -28,19 +27,11 @@ async def test_global_session_limit_answers_busy_at_once(tmp_path: Path) -> None
         (tmp_path / "gw.toml").write_text(text)
         cfg = load(tmp_path / "gw.toml")
         assert cfg.max_sessions == 2
-        stop = asyncio.Event()
-        ready: list[dict[str, object]] = []
-        task = asyncio.create_task(serve(cfg, stop, ready.append))
-        try:
-            while not ready:
-                await asyncio.sleep(0.01)
-            port = int(str(ready[0]["m3ua"]).rsplit(":", 1)[1])
+        async with running(cfg) as ready:
+            port = int(str(ready["m3ua"]).rsplit(":", 1)[1])
             # Two slow sessions on two routes fill the gateway; the third, on a third route, is refused at once.
             calls = [("491720002001", "*246#", []), ("491720002002", "*256#", []), ("491720002003", "*245#", ["1"])]
             sessions, _ = await dial_many("127.0.0.1", port, calls, concurrency=3)
-        finally:
-            stop.set()
-            await asyncio.wait_for(task, 10)
     assert sessions[2].final == "Service busy, please try later." and sessions[2].menus == []
     assert apps.received.get("bank") is None  # the refused session never reached its application
     outcomes = {c["msisdn"]: c["outcome"] for c in map(json.loads, (tmp_path / "cdr.jsonl").read_text().splitlines())}

@@ -7,7 +7,6 @@ inspect.getargspec, removed in 3.11."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import shutil
@@ -20,8 +19,8 @@ from pathlib import Path
 import pytest
 
 from gateway.config.load import load
-from gateway.daemon import serve
 from gateway.sim.run import dial_many
+from tests.support.daemon import running
 from tests.support.osmo_stp import free_port
 
 pytestmark = pytest.mark.interop
@@ -98,18 +97,10 @@ primary_url = "http://127.0.0.1:{anysd_app}/ussd"
 dialect = "africastalking"
 """)
     cfg = load(tmp_path / "gw.toml")
-    stop = asyncio.Event()
-    ready: list[dict[str, object]] = []
-    task = asyncio.create_task(serve(cfg, stop, ready.append))
-    try:
-        while not ready:
-            await asyncio.sleep(0.01)
+    async with running(cfg):
         calls = [("491720000001", "*384#", ["2", "abc", "50", "1"]), ("491720000002", "*384#", ["1", "1234"]),
                  ("491720000003", "*384*2#", ["20", "1"])]  # direct dial into the airtime form
         airtime, balance, direct = (await dial_many("127.0.0.1", cfg.listen_port, calls, timeout=30))[0]
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 10)
     home = "MyBank:\n1. Balance\n2. Buy airtime"
     # anysd's own invalid-input text repeats the menu's "CON" prefix: the subscriber sees what the app sent.
     assert airtime.menus == [home, "Enter amount (5-500)", "Invalid input\nCON Enter amount (5-500)",

@@ -21,12 +21,12 @@ import aiohttp
 import structlog
 
 from gateway.codecs import dcs as dcs_codec
-from gateway.config.load import load
-from gateway.daemon import serve
+from gateway.config.load import GatewayConfig, load
 from gateway.ops import logs
 from gateway.sim.network import HandsetSession
 from gateway.sim.run import SimSettings, dial_many
 from tests.support import pull_apps, tshark
+from tests.support.daemon import running
 from tests.support.osmo_stp import free_port
 from tests.support.pull_apps import Apps
 
@@ -223,33 +223,31 @@ async def run(apps: Apps, tmp: Path, all_cases: Sequence[Case], *, stp_port: int
     cfg = load(cfg_path)
     log_stream = io.StringIO()
     logs.configure("info", log_stream)
-    stop = asyncio.Event()
-    ready: list[dict[str, object]] = []
-    task = asyncio.create_task(serve(cfg, stop, ready.append))
     try:
-        while not ready:
-            if task.done():
-                task.result()
-            await asyncio.sleep(0.01)
-        if stp_port is None:
-            host, port = str(ready[0]["m3ua"]).split(":")
-            settings = SimSettings()
-        else:
-            host, port = "127.0.0.1", str(stp_port)
-            settings = SimSettings(register=True, routing_context=None)
-        calls = [(c.msisdn, c.code, list(c.answers)) for c in all_cases]
-        sessions, _ = await dial_many(host, int(port), calls, settings=settings, concurrency=len(calls), timeout=30)
-        await asyncio.sleep(0.3)  # let the end-of-session notices arrive
-        assert cfg.metrics_listen is not None
-        async with aiohttp.ClientSession() as http, http.get("http://{}:{}/metrics".format(*cfg.metrics_listen)) as r:
-            metrics = await r.text()
+        async with running(cfg) as ready:
+            sessions, metrics = await _dial_all(ready, cfg, all_cases, stp_port)
     finally:
-        stop.set()
-        await asyncio.wait_for(task, 15)
         structlog.reset_defaults()
     cdrs = [json.loads(line) for line in (tmp / "cdr.jsonl").read_text().splitlines()]
     log_lines = [json.loads(line) for line in log_stream.getvalue().splitlines()]
     return Run(sessions, cdrs, metrics, log_lines, tmp / "gateway.pcap")
+
+
+async def _dial_all(ready: dict[str, object], cfg: GatewayConfig, all_cases: Sequence[Case],
+                    stp_port: int | None) -> tuple[list[HandsetSession], str]:  # fmt: skip
+    if stp_port is None:
+        host, port = str(ready["m3ua"]).split(":")
+        settings = SimSettings()
+    else:
+        host, port = "127.0.0.1", str(stp_port)
+        settings = SimSettings(register=True, routing_context=None)
+    calls = [(c.msisdn, c.code, list(c.answers)) for c in all_cases]
+    sessions, _ = await dial_many(host, int(port), calls, settings=settings, concurrency=max(1, len(calls)),
+                                  timeout=30)  # fmt: skip
+    await asyncio.sleep(0.3)  # let the end-of-session notices arrive
+    assert cfg.metrics_listen is not None
+    async with aiohttp.ClientSession() as http, http.get("http://{}:{}/metrics".format(*cfg.metrics_listen)) as r:
+        return sessions, await r.text()
 
 
 def _app_view(path: str, body: dict[str, object]) -> str | None:
