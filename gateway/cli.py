@@ -135,8 +135,8 @@ def _sim(args: argparse.Namespace) -> int:
         return 1
     if args.count == 1:
         s = sessions[0]
-        # The handset API's view (handset-ussd-api.txt): status, the texts, the DCS is in the MAP values.
-        print(json.dumps({"status": s.status, "menus": s.menus, "final": s.final, "error": s.error},
+        # The handset API's view (handset-ussd-api.txt): status, the texts and the DCS of each.
+        print(json.dumps({"status": s.status, "menus": s.menus, "final": s.final, "error": s.error, "dcs": s.dcs},
                          ensure_ascii=False))  # fmt: skip
         return 0 if s.status == "ended" else 1
     ended = sum(s.status == "ended" for s in sessions)

@@ -44,7 +44,8 @@ async def test_sim_command_prints_what_the_handset_saw() -> None:
         out, err = await asyncio.wait_for(proc.communicate(), 60)
         assert proc.returncode == 0, err.decode()
         result = json.loads(out)
-        assert result == {"status": "ended", "menus": [MENU], "final": "Balance: 12.50 EUR", "error": None}
+        assert result == {"status": "ended", "menus": [MENU], "final": "Balance: 12.50 EUR", "error": None,
+                          "dcs": [15, 15]}
     finally:
         server.close()
         await server.wait_closed()

@@ -121,7 +121,7 @@ path = "{tmp}/gateway.pcap"
 [metrics]
 listen = "127.0.0.1:{free_port()}"
 [log]
-level = "info"
+level = "debug"
 
 [[route]]
 name = "bank"
@@ -222,7 +222,7 @@ async def run(apps: Apps, tmp: Path, all_cases: Sequence[Case], *, stp_port: int
     cfg_path.write_text(text)
     cfg = load(cfg_path)
     log_stream = io.StringIO()
-    logs.configure("info", log_stream)
+    logs.configure(cfg.log_level, log_stream)
     try:
         async with running(cfg) as ready:
             sessions, metrics = await _dial_all(ready, cfg, all_cases, stp_port)
@@ -308,6 +308,8 @@ def check(result: Run, all_cases: Sequence[Case], apps: Apps) -> None:
         ends = [entry for entry in result.log_lines if entry.get("event") == "session.end"
                 and entry.get("msisdn") == session.msisdn]  # fmt: skip
         assert len(ends) == 1 and ends[0]["session"] == cdr["session_id"] and ends[0]["outcome"] == case.outcome
+        steps = [e for e in result.log_lines if e.get("event") == "app.reply" and e["session"] == cdr["session_id"]]
+        assert len(steps) == cdr["hops"], what  # at debug level: one line per application reply
     # Counters: sessions by route and outcome, and the application-side ones.
     expected = Counter((c.route, c.outcome) for c in all_cases)
     for (route, outcome), n in expected.items():
