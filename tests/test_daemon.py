@@ -65,6 +65,17 @@ async def test_default_configuration_serves_the_demo_menu(tmp_path: Path) -> Non
         (lambda t: t.replace('code = "*123#"', 'code = "123"'), "route 'demo'", "never match"),
         (lambda t: t.replace("idle_timeout = 120.0", 'idle_timeout = "long"'), "tcap.idle_timeout", "expected float"),
         (lambda t: t + "\n[[[", "-", "not valid TOML"),
+        (lambda t: t.replace("timeout = 5.0", 'timeout = "5"'), "route 'demo'", "timeout: expected int or float"),
+        (lambda t: t.replace('primary_url = "http://', 'primary_url = "htp://'), "route 'demo'",
+         "not an http:// or https:// URL"),
+        (lambda t: t.replace("texts = { unknown", "texts = { unknwn"), "route 'unknown'", "texts.unknwn"),
+        (lambda t: t.replace('dialect = "africastalking"', 'dialect = "africastalking"\nallowed_msisdn = ["49+"]'),
+         "route 'demo'", "allowed_msisdn: expected a list of digit strings"),
+        (lambda t: t.replace('dialect = "africastalking"', 'dialect = "africastalking"\nsensitive = 1'),
+         "route 'demo'", "sensitive: expected bool"),
+        (lambda t: t.replace("[m3ua]", "[m3ua]\ncolour = 1"), "m3ua.colour", "unknown key"),
+        (lambda t: t.replace('role = "sg"', 'role = "asp"'), "m3ua.connect", "missing"),
+        (lambda t: t + '\n[log]\nlevel = "loud"\n', "log.level", "not one of"),
     ],
 )
 def test_bad_configuration_is_refused_with_file_key_reason(tmp_path: Path, edit, key: str, reason: str) -> None:  # type: ignore[no-untyped-def]

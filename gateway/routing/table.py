@@ -13,6 +13,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 _CODE = re.compile(r"^[*#]{1,2}[0-9]+(?:\*[0-9]+)*#$")
 
@@ -160,6 +161,20 @@ class RouteTable:
         return None
 
 
+TEXT_KINDS = ("busy", "error", "timeout", "unknown")
+_KINDS: dict[str, tuple[type, ...]] = {
+    "name": (str,), "code": (str,), "match": (str,), "primary_url": (str,), "backup_url": (str,), "dialect": (str,),
+    "timeout": (int, float), "max_sessions": (int,), "max_duration": (int, float), "allowed_msisdn": (list,),
+    "allowed_imsi": (list,), "allowed_vlr": (list,), "texts": (dict,), "sensitive": (bool,), "secret": (str,),
+    "end_notice_url": (str,), "on_late": (str,), "on_too_long": (str,), "truncate_marker": (str,),
+}  # fmt: skip
+
+
+def _is_http_url(url: str) -> bool:
+    parts = urlsplit(url)
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
+
+
 def routes_from_config(data: Mapping[str, Any], *, file: str = "<config>") -> RouteTable:
     """Build the table from the ``[[route]]`` entries of a parsed configuration file (TOML)."""
     routes = []
@@ -169,6 +184,25 @@ def routes_from_config(data: Mapping[str, Any], *, file: str = "<config>") -> Ro
         unknown = set(entry) - known
         if unknown:
             raise RouteConfigError(file, name, f"unknown keys {sorted(unknown)}")
+        for key, value in entry.items():
+            expected = _KINDS[key]
+            if not isinstance(value, expected) or (isinstance(value, bool) and bool not in expected):
+                kinds = " or ".join(k.__name__ for k in expected)
+                raise RouteConfigError(file, name, f"{key}: expected {kinds}, got {type(value).__name__} {value!r}")
+        for key in ("allowed_msisdn", "allowed_imsi", "allowed_vlr"):
+            if key in entry and not all(isinstance(x, str) and x.isdigit() for x in entry[key]):
+                raise RouteConfigError(file, name, f"{key}: expected a list of digit strings, got {entry[key]!r}")
+        for key in ("primary_url", "backup_url", "end_notice_url"):
+            url = entry.get(key)
+            if url is not None and not _is_http_url(url):
+                raise RouteConfigError(file, name, f"{key}: {url!r} is not an http:// or https:// URL")
+        texts = entry.get("texts", {})
+        for kind, by_language in texts.items():
+            if kind not in TEXT_KINDS or not isinstance(by_language, dict) or not all(
+                isinstance(v, str) for v in by_language.values()
+            ):
+                raise RouteConfigError(file, name, f"texts.{kind}: expected one of {', '.join(TEXT_KINDS)} = "
+                                                   '{ default = "...", <language> = "..." }')  # fmt: skip
         try:
             kwargs = dict(entry)
             kwargs["name"] = name
