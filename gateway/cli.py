@@ -128,7 +128,8 @@ def _sim(args: argparse.Namespace) -> int:
     calls = [(args.msisdn, args.code, list(answers)) for _ in range(args.count)]
     try:
         sessions, seconds = asyncio.run(dial_many(host or "127.0.0.1", int(port), calls,
-                                                  settings=SimSettings(register=args.register),
+                                                  settings=SimSettings(register=args.register,
+                                                                       transport=args.transport),
                                                   concurrency=args.concurrency))  # fmt: skip
     except (OSError, TimeoutError) as exc:
         print(json.dumps({"error": str(exc)}), file=sys.stderr)
@@ -160,7 +161,7 @@ def _dial(args: argparse.Namespace) -> int:
     try:
         return asyncio.run(dial(host or "127.0.0.1", int(port), args.code, msisdn=args.msisdn, answers=answers,
                                 read_line=read_line, out=sys.stdout, as_json=args.json, connect_timeout=args.wait,
-                                settings=SimSettings(register=args.register)))  # fmt: skip
+                                settings=SimSettings(register=args.register, transport=args.transport)))  # fmt: skip
     except (OSError, TimeoutError) as exc:
         print(json.dumps({"error": f"cannot reach the gateway at {args.connect}: {exc}"}), file=sys.stderr)
         return 2
@@ -182,6 +183,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     sim.add_argument("--count", type=int, default=1, help="dial this many times (a load test)")
     sim.add_argument("--concurrency", type=int, default=100)
     sim.add_argument("--register", action="store_true", help="register a routing key first (osmo-stp)")
+    sim.add_argument("--transport", choices=("tcp", "sctp"), default="tcp", help="M3UA over TCP or kernel SCTP")
     dl = sub.add_parser("dial", help="act as one handset: dial a code, show each menu, answer from the keyboard")
     dl.add_argument("code", help="the service code to dial, e.g. '*123#'")
     dl.add_argument("--connect", default="127.0.0.1:2905", help="HOST:PORT of the gateway or STP (M3UA/TCP)")
@@ -190,6 +192,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     dl.add_argument("--json", action="store_true", help="one JSON object per network message")
     dl.add_argument("--register", action="store_true", help="register a routing key first (osmo-stp)")
     dl.add_argument("--wait", type=float, default=10.0, help="seconds to wait for the M3UA association")
+    dl.add_argument("--transport", choices=("tcp", "sctp"), default="tcp", help="M3UA over TCP or kernel SCTP")
     args = parser.parse_args(argv)
     if args.command == "dial":
         return _dial(args)
