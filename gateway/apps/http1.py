@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 import httptools
 
+USER_AGENT = "ussd-gateway/0.1"
 MAX_BODY = 65536  # a USSD reply is at most a few hundred octets; anything far beyond is refused, not buffered
 
 
@@ -138,7 +139,8 @@ class Http1Pool:
             raise ValueError(f"the lean client takes http:// URLs only, not {url!r}")
         host, port = parts.hostname, parts.port or 80
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        head = [f"POST {target} HTTP/1.1\r\nHost: {parts.netloc}\r\nContent-Length: {len(body)}\r\n"]
+        head = [f"POST {target} HTTP/1.1\r\nHost: {parts.netloc}\r\nUser-Agent: {USER_AGENT}\r\n"
+                f"Content-Length: {len(body)}\r\n"]
         head.extend(f"{name}: {value}\r\n" for name, value in headers.items())
         data = "".join(head).encode("latin-1") + b"\r\n" + body
         async with asyncio.timeout(timeout):
