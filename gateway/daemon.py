@@ -63,9 +63,11 @@ async def demo_app(request: web.Request) -> web.Response:
 
 
 async def serve(cfg: GatewayConfig, stop: asyncio.Event,
-                on_ready: Callable[[dict[str, object]], None] | None = None) -> None:  # fmt: skip
+                on_ready: Callable[[dict[str, object]], None] | None = None,
+                reload: asyncio.Event | None = None) -> None:  # fmt: skip
     """Run the gateway until ``stop`` is set. ``on_ready`` is called once it can carry traffic: at once as SG
-    (listening), as ASP when the first association to an STP is ASP-ACTIVE."""
+    (listening), as ASP when the first association to an STP is ASP-ACTIVE. Setting ``reload`` (SIGHUP) re-reads
+    the routes from the configuration file; a file that no longer loads is refused and the routes in use stay."""
     log = logs.get("ussd.daemon")
     cleanups: list[Callable[[], Awaitable[None]]] = []
     try:
@@ -107,8 +109,12 @@ async def serve(cfg: GatewayConfig, stop: asyncio.Event,
                                  max_sessions=cfg.max_sessions, network_code=cfg.network_code)  # fmt: skip
         managers.append(manager)
         cleanups.append(manager.drain)
+        states: dict[int, tuple[str, str]] = {}  # id(association) -> (name, state), for /readyz
         if cfg.metrics_listen is not None:
-            cleanups.append(await _serve_metrics(metrics, cfg.metrics_listen))
+            cleanups.append(await _serve_metrics(metrics, cfg.metrics_listen, states, manager))
+        if reload is not None:
+            reloader = asyncio.create_task(_reload_routes(cfg.file, reload, manager, log))
+            cleanups.append(_canceller(reloader))
         info: dict[str, object] = {"event": "ready", "role": cfg.role, "routing_context": cfg.routing_context,
                                    "point_code": cfg.point_code, "global_title": cfg.global_title,
                                    "config": cfg.file,
@@ -119,6 +125,10 @@ async def serve(cfg: GatewayConfig, stop: asyncio.Event,
         def sink(association: M3uaAssociation, event: Event) -> None:
             if isinstance(event, StateChanged):
                 log.info("m3ua.state", association=association.config.name, state=event.state.value)
+                if event.state is AspState.DOWN:
+                    states.pop(id(association), None)
+                else:
+                    states[id(association)] = (association.config.name, event.state.value)
                 if event.state is AspState.ACTIVE:
                     ready.set()
             elif isinstance(event, ProtocolErrorSent | ErrorReceived | AssociationLost):
@@ -209,18 +219,58 @@ def _stopper(stop: asyncio.Event, tasks: list[asyncio.Task[None]]) -> Callable[[
     return close
 
 
-async def _serve_metrics(metrics: StackMetrics, listen: tuple[str, int]) -> Callable[[], Awaitable[None]]:
-    """Prometheus exposition on GET /metrics."""
+async def _serve_metrics(metrics: StackMetrics, listen: tuple[str, int], states: dict[int, tuple[str, str]],
+                         manager: SessionManager) -> Callable[[], Awaitable[None]]:  # fmt: skip
+    """Prometheus exposition on GET /metrics; GET /healthz (the process answers) and GET /readyz (200 when at least
+    one M3UA association is ASP-ACTIVE, else 503), both JSON, for load balancers and orchestrators."""
 
-    async def handler(request: web.Request) -> web.Response:
+    async def prometheus(request: web.Request) -> web.Response:
         return web.Response(body=generate_latest(metrics.registry), content_type="text/plain", charset="utf-8")
 
+    def status() -> dict[str, object]:
+        return {"associations": [{"name": name, "state": state} for name, state in states.values()],
+                "sessions_active": len(manager.sessions)}  # fmt: skip
+
+    async def healthz(request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok", **status()})
+
+    async def readyz(request: web.Request) -> web.Response:
+        ready = any(state == AspState.ACTIVE.value for _, state in states.values())
+        return web.json_response({"status": "ready" if ready else "not ready", **status()}, status=200 if ready
+                                 else 503)  # fmt: skip
+
     app = web.Application()
-    app.router.add_get("/metrics", handler)
+    app.router.add_get("/metrics", prometheus)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, *listen).start()
     return runner.cleanup
+
+
+async def _reload_routes(file: str, reload: asyncio.Event, manager: SessionManager, log: Any) -> None:
+    """On each ``reload``: the routes of ``file`` replace the ones in use, if the whole file still loads. Sessions
+    in progress keep the route they started with; other settings need a restart."""
+    while True:
+        await reload.wait()
+        reload.clear()
+        try:
+            fresh = load(file)
+        except ConfigError as exc:
+            log.error("config.reload_refused", file=exc.file, key=exc.key, reason=exc.reason)
+            continue
+        manager.routes = fresh.routes
+        log.info("config.reloaded", file=file, routes=[r.name for r in fresh.routes.routes])
+
+
+def _canceller(task: asyncio.Task[None]) -> Callable[[], Awaitable[None]]:
+    async def cancel() -> None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    return cancel
 
 
 def _async(fn: Callable[[], None]) -> Callable[[], Awaitable[None]]:
@@ -240,7 +290,8 @@ def _closer(server: Any) -> Callable[[], Awaitable[None]]:
 
 
 def run(config_path: str | None) -> int:
-    """Load the configuration (refused with file, key and reason), then serve until SIGINT/SIGTERM."""
+    """Load the configuration (refused with file, key and reason), then serve until SIGINT/SIGTERM; SIGHUP
+    reloads the routes."""
     try:
         cfg = load(config_path)
     except ConfigError as exc:
@@ -252,10 +303,12 @@ def run(config_path: str | None) -> int:
 
     async def main() -> None:
         stop = asyncio.Event()
+        reload = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        await serve(cfg, stop)
+        loop.add_signal_handler(signal.SIGHUP, reload.set)
+        await serve(cfg, stop, reload=reload)
 
     try:
         asyncio.run(main())

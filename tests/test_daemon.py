@@ -151,3 +151,94 @@ async def test_asp_role_logs_unreachable_stp_and_stops_cleanly(tmp_path: Path) -
         structlog.reset_defaults()
     failures = [json.loads(line) for line in stream.getvalue().splitlines() if "m3ua.connect_failed" in line]
     assert failures and failures[0]["peer"] == f"127.0.0.1:{dead}" and "refused" in failures[0]["reason"].lower()
+
+
+async def test_health_and_readiness(tmp_path: Path) -> None:
+    from gateway.sim.run import connected
+
+    cfg = load(config(tmp_path))
+    assert cfg.metrics_listen is not None
+    base = "http://{}:{}".format(*cfg.metrics_listen)
+    async with running(cfg), aiohttp.ClientSession() as http:
+        async with http.get(f"{base}/healthz") as r:
+            assert r.status == 200 and (await r.json())["status"] == "ok"
+        async with http.get(f"{base}/readyz") as r:  # listening, but no ASP has come up yet
+            assert r.status == 503 and (await r.json())["associations"] == []
+        async with connected("127.0.0.1", cfg.listen_port):
+            async with http.get(f"{base}/readyz") as r:
+                body = await r.json()
+            assert r.status == 200 and body["associations"] == [{"name": "m3ua", "state": "active"}]
+
+
+async def test_sighup_reloads_routes_and_refuses_a_broken_file(tmp_path: Path) -> None:
+    import io
+
+    import structlog
+
+    from gateway.ops import logs
+
+    path = config(tmp_path)
+    original = path.read_text()
+    cfg = load(path)
+    stream = io.StringIO()
+    logs.configure("info", stream)
+    stop, reload = asyncio.Event(), asyncio.Event()
+    ready: list[dict[str, object]] = []
+    task = asyncio.create_task(serve(cfg, stop, ready.append, reload=reload))
+    try:
+        while not ready:
+            await asyncio.sleep(0.01)
+        # A new route pointing at the demo app's menu.
+        assert cfg.demo_app is not None
+        demo = "http://{}:{}/demo".format(*cfg.demo_app)
+        path.write_text(original + f'\n[[route]]\nname = "more"\ncode = "*124#"\nprimary_url = "{demo}"\n'
+                        'dialect = "africastalking"\n')
+        reload.set()
+        await asyncio.sleep(0.2)
+        (more,), _ = await dial_many("127.0.0.1", cfg.listen_port, [("491720000001", "*124#", ["1"])])
+        assert more.final == "Your balance is 42.00 EUR"
+        path.write_text(original.replace('code = "*123#"', 'code = "123"'))  # a broken file: refused, routes stay
+        reload.set()
+        await asyncio.sleep(0.2)
+        (still,), _ = await dial_many("127.0.0.1", cfg.listen_port, [("491720000001", "*124#", ["1"])])
+        assert still.final == "Your balance is 42.00 EUR"
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)
+        structlog.reset_defaults()
+    events = [json.loads(line) for line in stream.getvalue().splitlines()]
+    reloaded = [e for e in events if e["event"] == "config.reloaded"]
+    refused = [e for e in events if e["event"] == "config.reload_refused"]
+    assert reloaded and "more" in reloaded[0]["routes"]
+    assert refused and refused[0]["key"] == "route 'demo'" and "never match" in refused[0]["reason"]
+
+
+async def test_the_process_answers_sighup_and_sigterm(tmp_path: Path) -> None:
+    """`ussd-gateway run` as a process: JSON lines on stdout, SIGHUP reloads, SIGTERM stops it cleanly (status 0)."""
+    import signal
+
+    path = config(tmp_path)
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "gateway.cli", "run", "-c", str(path),
+                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    assert proc.stdout is not None
+
+    async def next_event(name: str) -> dict[str, object]:
+        assert proc.stdout is not None
+        while True:
+            line = await asyncio.wait_for(proc.stdout.readline(), 20)
+            assert line, "the daemon's output ended"
+            event = json.loads(line)
+            if event["event"] == name:
+                return event
+
+    try:
+        assert (await next_event("ready"))["role"] == "sg"
+        proc.send_signal(signal.SIGHUP)
+        assert (await next_event("config.reloaded"))["routes"] == ["demo", "unknown"]
+        proc.send_signal(signal.SIGTERM)
+        await next_event("stopping")
+        assert await asyncio.wait_for(proc.wait(), 20) == 0
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
