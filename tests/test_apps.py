@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -136,3 +137,46 @@ def test_africastalking_form_is_what_a_form_parser_reads(msisdn: str, inputs: li
     assert ctype == "application/x-www-form-urlencoded"
     assert parsed == {"sessionId": ["00ab"], "serviceCode": [code], "phoneNumber": ["+" + msisdn],
                       "networkCode": [""], "text": ["*".join(("7", *inputs))]}
+
+
+async def test_https_with_the_routes_own_ca(tmp_path: Path) -> None:
+    """An https application with a certificate from the operator's own CA: trusted with the route's tls_ca_file,
+    refused (down, so the backup is tried) without it."""
+    import ssl
+    import subprocess
+
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+                    "-days", "2", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True)  # fmt: skip
+
+    async def menu(request: web.Request) -> web.Response:
+        return web.json_response({"action": "end", "text": "over TLS"})
+
+    app = web.Application()
+    app.router.add_post("/app", menu)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=context)
+    await site.start()
+    url = f"https://127.0.0.1:{site._server.sockets[0].getsockname()[1]}/app"  # type: ignore[union-attr]
+    try:
+        async with aiohttp.ClientSession() as session:
+            client = AppClient(session)
+            assert (await client.call(Route("r", "*1#", primary_url=url, tls_ca_file=str(cert)), req())).text == \
+                "over TLS"  # fmt: skip
+            with pytest.raises(AppError) as info:
+                await client.call(Route("r", "*1#", primary_url=url), req())
+            assert info.value.reason == "down"
+    finally:
+        await runner.cleanup()
+
+
+def test_unreadable_ca_file_is_refused_at_load(tmp_path: Path) -> None:
+    from gateway.routing.table import RouteConfigError, routes_from_config
+
+    entry = {"name": "r", "code": "*1#", "primary_url": "https://x", "tls_ca_file": str(tmp_path / "none.pem")}
+    with pytest.raises(RouteConfigError, match="tls_ca_file: cannot load"):
+        routes_from_config({"route": [entry]})

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import hmac
+import ssl
 import time
 
 import aiohttp
@@ -41,6 +42,7 @@ class AppClient:
         self.session = session
         self.pool = pool if pool is not None else Http1Pool()
         self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
+        self._contexts: dict[str, ssl.SSLContext] = {}
 
     async def call(self, route: Route, request: AppRequest) -> AppReply:
         encode, decode = DIALECTS[route.dialect]
@@ -50,7 +52,7 @@ class AppClient:
         last = AppError("down", "no URL")
         for n, url in enumerate(urls):
             try:
-                status, reply_type, payload = await self._post(url, body, headers, route.timeout)
+                status, reply_type, payload = await self._post(url, body, headers, route)
             except TimeoutError:
                 raise AppError("timeout", url) from None  # late: no second try, the user is waiting
             except (HttpError, aiohttp.ClientConnectionError) as exc:
@@ -69,15 +71,28 @@ class AppClient:
             return dataclasses.replace(reply, backup=True) if n else reply
         raise last
 
-    async def _post(self, url: str, body: bytes, headers: dict[str, str], timeout: float) -> tuple[int, str, bytes]:
+    async def _post(self, url: str, body: bytes, headers: dict[str, str], route: Route) -> tuple[int, str, bytes]:
         if url.startswith("http://"):
-            response = await self.pool.post(url, body, headers, timeout)
+            response = await self.pool.post(url, body, headers, route.timeout)
             return response.status, response.headers.get("content-type", ""), response.body
-        client_timeout = self._timeouts.get(timeout)
-        if client_timeout is None:
-            client_timeout = self._timeouts[timeout] = aiohttp.ClientTimeout(total=timeout)
-        async with self.session.post(url, data=body, headers=headers, timeout=client_timeout) as resp:
+        async with self.session.post(url, data=body, headers=headers, timeout=self._timeout(route.timeout),
+                                     ssl=self._tls(route)) as resp:  # fmt: skip
             return resp.status, resp.headers.get("Content-Type", ""), await resp.read()
+
+    def _timeout(self, seconds: float) -> aiohttp.ClientTimeout:
+        found = self._timeouts.get(seconds)
+        if found is None:
+            found = self._timeouts[seconds] = aiohttp.ClientTimeout(total=seconds)
+        return found
+
+    def _tls(self, route: Route) -> ssl.SSLContext | bool:
+        """https: the system's CAs, or only the route's ``tls_ca_file`` (an operator's own CA) when it has one."""
+        if route.tls_ca_file is None:
+            return True
+        found = self._contexts.get(route.tls_ca_file)
+        if found is None:
+            found = self._contexts[route.tls_ca_file] = ssl.create_default_context(cafile=route.tls_ca_file)
+        return found
 
     def close(self) -> None:
         self.pool.close()
@@ -87,9 +102,10 @@ class AppClient:
         assert route.end_notice_url is not None
         body, content_type = END_NOTICES[route.dialect](notice)
         try:
-            async with self.session.post(route.end_notice_url, data=body,
-                                         headers=_headers(route, body, content_type),
-                                         timeout=aiohttp.ClientTimeout(total=route.timeout)) as resp:  # fmt: skip
+            headers = _headers(route, body, content_type)
+            timeout = self._timeout(route.timeout)
+            async with self.session.post(route.end_notice_url, data=body, headers=headers, timeout=timeout,
+                                         ssl=self._tls(route)) as resp:  # fmt: skip
                 await resp.read()
                 return "ok" if resp.status < 300 else f"http-{resp.status}"
         except TimeoutError:

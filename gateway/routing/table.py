@@ -10,6 +10,7 @@ the file, the rule and the reason.
 from __future__ import annotations
 
 import re
+import ssl
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -49,6 +50,7 @@ class Route:
     on_late: str = "text"  # the app missed its timeout: "text" (TC-END with the timeout text) or "abort" (U-ABORT)
     on_too_long: str = "truncate"  # a reply too long for one USSD string: "truncate" (with a marker) or "refuse"
     truncate_marker: str = "..."
+    tls_ca_file: str | None = None  # https: trust only this CA bundle (PEM) instead of the system's
 
     def allows(self, msisdn: str | None, imsi: str | None, vlr: str | None) -> bool:
         return (_allowed(self.allowed_msisdn, msisdn) and _allowed(self.allowed_imsi, imsi)
@@ -167,6 +169,7 @@ _KINDS: dict[str, tuple[type, ...]] = {
     "timeout": (int, float), "max_sessions": (int,), "max_duration": (int, float), "allowed_msisdn": (list,),
     "allowed_imsi": (list,), "allowed_vlr": (list,), "texts": (dict,), "sensitive": (bool,), "secret": (str,),
     "end_notice_url": (str,), "on_late": (str,), "on_too_long": (str,), "truncate_marker": (str,),
+    "tls_ca_file": (str,),
 }  # fmt: skip
 
 
@@ -196,6 +199,12 @@ def routes_from_config(data: Mapping[str, Any], *, file: str = "<config>") -> Ro
             url = entry.get(key)
             if url is not None and not _is_http_url(url):
                 raise RouteConfigError(file, name, f"{key}: {url!r} is not an http:// or https:// URL")
+        ca_file = entry.get("tls_ca_file")
+        if ca_file is not None:
+            try:
+                ssl.create_default_context(cafile=ca_file)
+            except (OSError, ssl.SSLError) as exc:
+                raise RouteConfigError(file, name, f"tls_ca_file: cannot load {ca_file!r}: {exc}") from None
         texts = entry.get("texts", {})
         for kind, by_language in texts.items():
             if kind not in TEXT_KINDS or not isinstance(by_language, dict) or not all(
