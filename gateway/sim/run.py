@@ -48,45 +48,55 @@ def build(settings: SimSettings) -> NetworkSim:
 
 
 @asynccontextmanager
-async def connected(host: str, port: int, settings: SimSettings | None = None,
-                    timeout: float = 60.0) -> AsyncIterator[tuple[NetworkSim, NodeRunner]]:  # fmt: skip
-    """The simulator as an ASP of the gateway or STP at ``host:port``, once ASP-ACTIVE; disconnects on exit."""
+async def connected(host: str, port: int, settings: SimSettings | None = None, timeout: float = 60.0,
+                    also: Sequence[tuple[str, int]] = ()) -> AsyncIterator[tuple[NetworkSim, NodeRunner]]:  # fmt: skip
+    """The simulator as an ASP of the gateway or STP at ``host:port`` (and of the STPs in ``also``: one association
+    each, as an MSC attached to an STP pair), once every association is ASP-ACTIVE; disconnects on exit."""
     settings = settings or SimSettings()
     sim = build(settings)
     runner = NodeRunner(sim.node, sim.handle)
-    conns: list[tcp.M3uaTcpProtocol | sctp.M3uaSctpConnection] = []
-
-    def on_connection(proto: tcp.M3uaTcpProtocol | sctp.M3uaSctpConnection) -> None:
-        conns.append(proto)
-        runner.add(proto)
+    peers = [(host, port), *also]
+    conns: dict[int, list[tcp.M3uaTcpProtocol | sctp.M3uaSctpConnection]] = {i: [] for i in range(len(peers))}
 
     keys = (m3ua.RoutingKey(1, settings.point_code),) if settings.register else ()
     rcs = (settings.routing_context,) if settings.routing_context is not None and not settings.register else ()
-    cfg = AssociationConfig(name="sim", role=Role.ASP, routing_contexts=rcs, routing_keys=keys, beat_interval=5.0)
     stop = asyncio.Event()
     transport: Any = sctp if settings.transport == "sctp" else tcp
-    task = asyncio.create_task(transport.run_client(host, port, cfg, runner.sink, on_connection=on_connection,
-                                                    backoff_initial=0.1, backoff_max=1.0, stop=stop))  # fmt: skip
+    tasks = []
+    for i, (peer_host, peer_port) in enumerate(peers):
+        cfg = AssociationConfig(name=f"sim{i}" if i else "sim", role=Role.ASP, routing_contexts=rcs,
+                                routing_keys=keys, beat_interval=5.0)  # fmt: skip
+
+        def on_connection(proto: tcp.M3uaTcpProtocol | sctp.M3uaSctpConnection, i: int = i) -> None:
+            conns[i].append(proto)
+            runner.add(proto)
+
+        tasks.append(asyncio.create_task(transport.run_client(peer_host, peer_port, cfg, runner.sink,
+                                                              on_connection=on_connection, backoff_initial=0.1,
+                                                              backoff_max=1.0, stop=stop)))  # fmt: skip
     loop = asyncio.get_running_loop()
     try:
         deadline = loop.time() + timeout
-        while not (conns and conns[-1].association.state is AspState.ACTIVE):
+        while not all(c and c[-1].association.state is AspState.ACTIVE for c in conns.values()):
             if loop.time() > deadline:
                 raise TimeoutError(f"no ASP-ACTIVE association to {host}:{port}")
+            for task in tasks:
+                if task.done():
+                    task.result()  # a transport that cannot even start (no SCTP in this kernel)
             await asyncio.sleep(0.01)
         yield sim, runner
     finally:
         stop.set()
-        await asyncio.wait_for(task, 5)
+        await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 5)
 
 
 async def dial_many(host: str, port: int, calls: Sequence[tuple[str, str, Sequence[str | None]]], *,
-                    settings: SimSettings | None = None, concurrency: int = 100,
-                    timeout: float = 60.0) -> tuple[list[HandsetSession], float]:  # fmt: skip
+                    settings: SimSettings | None = None, concurrency: int = 100, timeout: float = 60.0,
+                    also: Sequence[tuple[str, int]] = ()) -> tuple[list[HandsetSession], float]:  # fmt: skip
     """Connect, dial every (msisdn, code, answers) with at most ``concurrency`` sessions in flight, disconnect.
     Returns the sessions (in call order) and the seconds the dialling took."""
     loop = asyncio.get_running_loop()
-    async with connected(host, port, settings, timeout) as (sim, runner):
+    async with connected(host, port, settings, timeout, also) as (sim, runner):
         free = asyncio.Semaphore(concurrency)
         done = asyncio.Event()
         remaining = len(calls)

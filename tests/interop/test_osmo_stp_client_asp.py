@@ -4,6 +4,7 @@ osmo-stp; dialling *123# through osmo-stp reaches the demo menu of the daemon's 
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -48,3 +49,65 @@ async def test_osmo_stp_as_client_asp_of_the_gateway(tmp_path: Path) -> None:
     rows = tshark.fields(pcap, ["m3ua.message_class", "m3ua.message_type", "m3ua.routing_context"])
     kinds = {(c, t) for row in rows for c, t in zip(row["m3ua.message_class"], row["m3ua.message_type"], strict=False)}
     assert {("3", "1"), ("4", "1"), ("1", "1")} <= kinds  # osmo-stp's ASPUP and ASPAC, and DATA, reached us
+
+
+async def test_daemon_as_asp_of_two_stps_survives_one(tmp_path: Path) -> None:
+    """`m3ua.connect` with two STPs (the usual pair): one association each; when one STP dies, sessions carry on
+    through the other, /readyz shows which association is up, and the dead one is used again once it is back."""
+    import aiohttp
+
+    stps = [OsmoStp(free_port()).start(), OsmoStp(free_port()).start()]
+    path = config(tmp_path)
+    text = path.read_text()
+    listen = text.split('listen = "', 1)[1].split('"', 1)[0]
+    text = text.replace(f'listen = "{listen}"', 'connect = ["127.0.0.1:{}", "127.0.0.1:{}"]\nregister = true\n'
+                        "beat_interval = 1.0".format(stps[0].port, stps[1].port))  # fmt: skip
+    path.write_text(text.replace('role = "sg"', 'role = "asp"'))
+    cfg = load(path)
+    assert cfg.metrics_listen is not None
+    readyz = "http://{}:{}/readyz".format(*cfg.metrics_listen)
+    sim = SimSettings(register=True, routing_context=None)
+    peers = [("127.0.0.1", stp.port) for stp in stps]
+    calls = [(f"4917200050{i:02d}", "*123#", ["1"]) for i in range(8)]
+
+    async def states(http: aiohttp.ClientSession) -> dict[str, str]:
+        async with http.get(readyz) as r:
+            return {a["name"]: a["state"] for a in (await r.json())["associations"]}
+
+    async def all_served() -> None:
+        sessions, _ = await dial_many(*peers[0], calls, settings=sim, also=peers[1:], timeout=30)
+        assert all(s.final == "Your balance is 42.00 EUR" for s in sessions), sessions
+
+    try:
+        async with running(cfg), aiohttp.ClientSession() as http:
+            seen: dict[str, str] = {}
+
+            async def both_active() -> bool:
+                seen.update(await states(http))
+                return seen == {"stp1": "active", "stp2": "active"}
+
+            for _ in range(500):
+                if await both_active():
+                    break
+                await asyncio.sleep(0.02)
+            assert seen == {"stp1": "active", "stp2": "active"}
+            await all_served()
+            stps[0].stop()
+            for _ in range(500):
+                if "stp1" not in await states(http):
+                    break
+                await asyncio.sleep(0.02)
+            assert await states(http) == {"stp2": "active"}
+            sessions, _ = await dial_many(*peers[1], calls, settings=sim, timeout=30)  # the MSC side too is on STP 2
+            assert all(s.final == "Your balance is 42.00 EUR" for s in sessions)
+            stps[0].start()  # back: the gateway reconnects and registers again
+            for _ in range(500):
+                seen.clear()
+                if await both_active():
+                    break
+                await asyncio.sleep(0.05)
+            assert seen == {"stp1": "active", "stp2": "active"}
+            await all_served()
+    finally:
+        for stp in stps:
+            stp.stop()
