@@ -60,8 +60,8 @@ async def test_daemon_as_asp_of_two_stps_survives_one(tmp_path: Path) -> None:
     path = config(tmp_path)
     text = path.read_text()
     listen = text.split('listen = "', 1)[1].split('"', 1)[0]
-    text = text.replace(f'listen = "{listen}"', 'connect = ["127.0.0.1:{}", "127.0.0.1:{}"]\nregister = true\n'
-                        "beat_interval = 1.0".format(stps[0].port, stps[1].port))  # fmt: skip
+    connect = ", ".join(f'"127.0.0.1:{stp.port}"' for stp in stps)
+    text = text.replace(f'listen = "{listen}"', f"connect = [{connect}]\nregister = true\nbeat_interval = 1.0")
     path.write_text(text.replace('role = "sg"', 'role = "asp"'))
     cfg = load(path)
     assert cfg.metrics_listen is not None
