@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import sys
 from pathlib import Path
 
@@ -14,24 +13,9 @@ import pytest
 from gateway.config.load import DEFAULT, ConfigError, load
 from gateway.daemon import serve
 from gateway.sim.run import dial_many
+from tests.support.daemon import default_config as config
 from tests.support.daemon import running
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def config(tmp_path: Path) -> Path:
-    text = DEFAULT.read_text().replace("127.0.0.1:2905", f"127.0.0.1:{free_port()}")
-    app_port = free_port()
-    text = text.replace("127.0.0.1:8099", f"127.0.0.1:{app_port}").replace('path = "var/cdr.jsonl"',
-                                                                            f'path = "{tmp_path}/cdr.jsonl"')
-    text = text.replace("127.0.0.1:9105", f"127.0.0.1:{free_port()}")
-    path = tmp_path / "gw.toml"
-    path.write_text(text)
-    return path
+from tests.support.osmo_stp import free_port
 
 
 async def test_default_configuration_serves_the_demo_menu(tmp_path: Path) -> None:

@@ -12,9 +12,9 @@ import pytest
 
 from gateway.config.load import load
 from gateway.sim.dial import describe_dcs, dial
+from tests.support.daemon import default_config as config
 from tests.support.daemon import running
 from tests.support.osmo_stp import free_port
-from tests.test_daemon import config
 
 
 @pytest.fixture

@@ -12,9 +12,9 @@ import pytest
 from gateway.config.load import load
 from gateway.sim.run import SimSettings, dial_many
 from tests.support import tshark
+from tests.support.daemon import default_config as config
 from tests.support.daemon import running
 from tests.support.osmo_stp import OsmoStp, free_port
-from tests.test_daemon import config
 
 pytestmark = pytest.mark.interop
 

@@ -5,9 +5,22 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
-from gateway.config.load import GatewayConfig
+from gateway.config.load import DEFAULT, GatewayConfig
 from gateway.daemon import serve
+from tests.support.osmo_stp import free_port
+
+
+def default_config(tmp_path: Path) -> Path:
+    """The embedded default configuration on free loopback ports, its CDRs under ``tmp_path``; returns the file."""
+    text = DEFAULT.read_text().replace("127.0.0.1:2905", f"127.0.0.1:{free_port()}")
+    text = text.replace("127.0.0.1:8099", f"127.0.0.1:{free_port()}").replace('path = "var/cdr.jsonl"',
+                                                                               f'path = "{tmp_path}/cdr.jsonl"')
+    text = text.replace("127.0.0.1:9105", f"127.0.0.1:{free_port()}")
+    path = tmp_path / "gw.toml"
+    path.write_text(text)
+    return path
 
 
 @asynccontextmanager
