@@ -91,23 +91,22 @@ async def serve(cfg: GatewayConfig, stop: asyncio.Event,
         cdr = CdrWriter(cfg.cdr_path) if cfg.cdr_path else None
         if cdr is not None:
             cleanups.append(_async(cdr.close))
-        capture = PcapWriter(cfg.pcap_path) if cfg.pcap_path else None
-        if capture is not None:
-            Path(cfg.pcap_path or "").parent.mkdir(parents=True, exist_ok=True)
+        capture: PcapWriter | None = None
+        if cfg.pcap_path:
+            Path(cfg.pcap_path).parent.mkdir(parents=True, exist_ok=True)
+            capture = PcapWriter(cfg.pcap_path)
             cleanups.append(_async(capture.close))
-        managers: list[SessionManager] = []
 
         def on_table_event(ev: TableEvent, now: float) -> None:
             ussd.handle(ev, now)
             while ussd.events:
-                managers[0].on_event(ussd.events.popleft())
+                manager.on_event(ussd.events.popleft())
 
         runner = NodeRunner(node, on_table_event)
         app_client = AppClient(http)
         cleanups.append(_async(app_client.close))
         manager = SessionManager(ussd, cfg.routes, app_client, pump=runner.pump, cdr=cdr, metrics=metrics,
                                  max_sessions=cfg.max_sessions, network_code=cfg.network_code)  # fmt: skip
-        managers.append(manager)
         cleanups.append(manager.drain)
         states: dict[int, tuple[str, str]] = {}  # id(association) -> (name, state), for /readyz
         if cfg.metrics_listen is not None:

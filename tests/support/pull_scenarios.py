@@ -117,7 +117,7 @@ max_active = 100
 [cdr]
 path = "{tmp}/cdr.jsonl"
 [pcap]
-path = "{tmp}/gateway.pcap"
+path = "{tmp}/captures/gateway.pcap"  # a folder that does not exist yet
 [metrics]
 listen = "127.0.0.1:{free_port()}"
 [log]
@@ -230,7 +230,7 @@ async def run(apps: Apps, tmp: Path, all_cases: Sequence[Case], *, stp_port: int
         structlog.reset_defaults()
     cdrs = [json.loads(line) for line in (tmp / "cdr.jsonl").read_text().splitlines()]
     log_lines = [json.loads(line) for line in log_stream.getvalue().splitlines()]
-    return Run(sessions, cdrs, metrics, log_lines, tmp / "gateway.pcap")
+    return Run(sessions, cdrs, metrics, log_lines, tmp / "captures" / "gateway.pcap")
 
 
 async def _dial_all(ready: dict[str, object], cfg: GatewayConfig, all_cases: Sequence[Case],
