@@ -146,17 +146,22 @@ class Http1Pool:
         async with asyncio.timeout(timeout):
             conn, reused = await self._acquire((host, port))
             try:
-                response = await conn.request(data)
+                response = await self._exchange(conn, data)
             except HttpError as exc:
                 if not (reused and exc.kind == "reset" and not conn.got_bytes):
                     raise
                 conn, _ = await self._acquire((host, port), fresh=True)  # a stale keep-alive connection: once more
-                response = await conn.request(data)
-            except BaseException:
-                conn.close()  # timed out or cancelled mid-exchange: the connection's state is unknown
-                raise
+                response = await self._exchange(conn, data)
         self._release(conn)
         return response
+
+    @staticmethod
+    async def _exchange(conn: _Conn, data: bytes) -> Response:
+        try:
+            return await conn.request(data)
+        except BaseException:
+            conn.close()  # failed, timed out or cancelled mid-exchange: the connection's state is unknown
+            raise
 
     async def _acquire(self, key: tuple[str, int], fresh: bool = False) -> tuple[_Conn, bool]:
         idle = self._idle.get(key)
