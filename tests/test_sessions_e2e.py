@@ -69,6 +69,9 @@ async def test_pull_sessions_to_http_apps(apps: tuple[str, list[dict[str, str]]]
         Route("bank", "*245#", "prefix", f"{base}/bank", dialect="africastalking", max_sessions=50),
         Route("slow", "*246#", "prefix", f"{base}/slow", timeout=0.5, texts={"timeout": {"default": "Too slow"}}),
         Route("pin", "*247#", "prefix", f"{base}/pin", sensitive=True),
+        # A marker that cannot fit (the loader refuses it; built here directly): finishing the session fails inside
+        # the gateway, which must still end the dialogue (U-ABORT) and write the CDR.
+        Route("bug", "*248#", "prefix", f"{base}/pin", truncate_marker="!" * 300),
         Route("default", None, texts={"unknown": {"default": "No such code"}}),
     ])
     gw = gateway_node()
@@ -90,12 +93,12 @@ async def test_pull_sessions_to_http_apps(apps: tuple[str, list[dict[str, str]]]
             try:
                 calls = [("491720000001", "*245#", ["1"]), ("491720000001", "*245*2#", []),
                          ("491720000001", "*246#", []), ("491720000001", "*999#", []),
-                         ("491720000001", "*247#", ["1234"])]
+                         ("491720000001", "*247#", ["1234"]), ("491720000001", "*248#", ["1"])]
                 sessions, _ = await dial_many("127.0.0.1", port, calls, concurrency=10)
             finally:
                 server.close()
                 await server.wait_closed()
-    bank, direct, slow, unknown, pin = sessions
+    bank, direct, slow, unknown, pin, bug = sessions
     assert bank.menus == ["Welcome to MyBank\n1. Balance\n2. Mini statement"]
     assert bank.final == "Your balance is 1,250.00 EUR"
     assert direct.final == "Invalid choice" and direct.menus == []  # direct dial: *245*2# went straight to "2"
@@ -103,6 +106,7 @@ async def test_pull_sessions_to_http_apps(apps: tuple[str, list[dict[str, str]]]
     assert unknown.final == "No such code"
     assert pin.menus == ["Enter PIN"] and pin.final is not None and pin.final.endswith("...")
     assert len(pin.final) <= 182
+    assert bug.menus == ["Enter PIN"] and bug.final is None and bug.error == "aborted"
     # What the application received (Africa's Talking convention: the direct-dial "2" is the first text).
     texts = sorted(r["text"] for r in received)
     assert texts == ["", "1", "2"] and all(r["phoneNumber"] == "+491720000001" for r in received)
@@ -114,5 +118,6 @@ async def test_pull_sessions_to_http_apps(apps: tuple[str, list[dict[str, str]]]
     cdrs = {c["route"]: c for c in records}
     assert cdrs["slow"]["outcome"] == "app-timeout"
     assert cdrs["pin"]["menu_path"] == ["****"]
+    assert cdrs["bug"]["outcome"] == "gateway-error"
     assert manager_box[0].outcomes["unknown-code"] == 1  # *999#: the default route answers the unknown-code text
     assert manager_box[0].outcomes["completed"] == 3 and manager_box[0].outcomes["app-timeout"] == 1

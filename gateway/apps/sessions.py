@@ -16,6 +16,7 @@ as one ``session.end`` line and, where the route has an ``end_notice_url``, told
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
@@ -126,6 +127,17 @@ class SessionManager:
     # ---- one step: ask the application, show its reply ----
 
     async def _step(self, s: _Session) -> None:
+        try:
+            await self._ask_and_show(s)
+        except Exception:  # a bug must not leave the subscriber hanging or the task's error unseen
+            self.log.exception("session.internal_error", session=s.request.session_id, route=s.route.name)
+            if s.ident in self.sessions:
+                s.outcome = "gateway-error"
+                with contextlib.suppress(Exception):
+                    self.ussd.abort(s.ident, "gateway-error")
+                self._after_action()
+
+    async def _ask_and_show(self, s: _Session) -> None:
         route = s.route
         t0 = time.perf_counter()
         try:

@@ -231,6 +231,8 @@ def routes_from_config(data: Mapping[str, Any], *, file: str = "<config>") -> Ro
             raise RouteConfigError(file, name, f"on_late must be 'text' or 'abort', not {route.on_late!r}")
         if route.on_too_long not in ("truncate", "refuse"):
             raise RouteConfigError(file, name, f"on_too_long must be 'truncate' or 'refuse', not {route.on_too_long!r}")
+        if len(route.truncate_marker) > 20:
+            raise RouteConfigError(file, name, "truncate_marker: at most 20 characters (it ends a 182-character text)")
         if route.timeout <= 0 or route.max_duration <= 0 or route.max_sessions <= 0:
             raise RouteConfigError(file, name, "timeout, max_duration and max_sessions must be positive")
         routes.append(route)

@@ -181,17 +181,19 @@ class UssdService:
 
     def reply(self, session: int, text: str, now: float = 0.0) -> None:
         """Show ``text`` and wait for the user's answer (unstructuredSS-Request, opcode 60)."""
+        parameter = M.encode_ussd_arg(M.ussd_arg(text))  # first: a text that cannot be encoded changes nothing
         d = self.sessions[session]
         st: _State = d.user
         iid = self.table.new_invoke_id(d)
         st.pending_60 = iid
-        self.table.continue_(d, (tcap.Invoke(iid, M.OP_USSR, M.encode_ussd_arg(M.ussd_arg(text))),), now)
+        self.table.continue_(d, (tcap.Invoke(iid, M.OP_USSR, parameter),), now)
 
     def finish(self, session: int, text: str) -> None:
         """End the session with ``text`` (the USSD-Res of processUnstructuredSS-Request in TC-END)."""
+        parameter = M.encode_ussd_res(M.ussd_res(text))  # first: a text that cannot be encoded leaves the session
         d = self.sessions.pop(session)
         st: _State = d.user
-        res = tcap.ReturnResult(st.invoke_59 or 1, M.OP_PROCESS_USSR, M.encode_ussd_res(M.ussd_res(text)))
+        res = tcap.ReturnResult(st.invoke_59 or 1, M.OP_PROCESS_USSR, parameter)
         self.table.end(d, (res,))
         self.events.append(SessionClosed(session, "completed"))
 
