@@ -182,6 +182,12 @@ async def serve(cfg: GatewayConfig, stop: asyncio.Event,
             if on_ready is not None:
                 on_ready(info)
             await stop.wait()
+            if manager.sessions:
+                # Graceful stop: new dialogues get the busy text, the ones in progress may finish.
+                log.info("draining", sessions=len(manager.sessions), timeout=cfg.drain_timeout)
+                manager.draining = True
+                if not await manager.wait_idle(cfg.drain_timeout):
+                    log.warning("drain_timeout", sessions=len(manager.sessions))
         log.info("stopping")
     finally:
         for cleanup in reversed(cleanups):

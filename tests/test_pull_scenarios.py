@@ -3,6 +3,7 @@ is the SG). See tests/support/pull_scenarios.py for the cases and what each one 
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
@@ -60,3 +61,42 @@ async def test_catch_all_default_route_and_no_route_at_all(tmp_path: Path) -> No
     assert unknown.final == "Unknown service code." and unknown.menus == []
     assert [(c["route"], c["outcome"]) for c in no_route.cdrs] == [("-", "unknown-code")]
     assert 'ussd_sessions_total{outcome="unknown-code",route="-"} 1.0' in no_route.metrics
+
+
+async def test_graceful_stop_lets_sessions_finish_and_refuses_new_ones(tmp_path: Path) -> None:
+    """SIGTERM while a session waits for its application: that session still gets its answer, a new dial in the
+    meantime gets the busy text at once, then the daemon stops."""
+    from gateway.daemon import serve
+    from gateway.sim.run import connected
+    from tests.support.aio import wait_for
+
+    async with pull_apps.serve_apps() as apps:
+        (tmp_path / "gw.toml").write_text(pull_scenarios.config_text(apps, tmp_path))
+        cfg = load(tmp_path / "gw.toml")
+        stop = asyncio.Event()
+        ready: list[dict[str, object]] = []
+        task = asyncio.create_task(serve(cfg, stop, ready.append))
+        try:
+            while not ready:
+                await asyncio.sleep(0.01)
+            port = int(str(ready[0]["m3ua"]).rsplit(":", 1)[1])
+            async with connected("127.0.0.1", port) as (sim, runner):
+                loop = asyncio.get_running_loop()
+                held = sim.dial("491720004001", "*252#", [], loop.time())  # the application holds it 0.5 s
+                runner.pump()
+                await wait_for(lambda: bool(apps.received.get("hold")))
+                stop.set()
+                await asyncio.sleep(0.05)
+                late = sim.dial("491720004002", "*245#", ["1"], loop.time())
+                runner.pump()
+                await wait_for(lambda: late.done)
+                assert not held.done  # refused at once, while the held one is still in progress
+                await wait_for(lambda: held.done)
+            await asyncio.wait_for(task, 10)
+        finally:
+            stop.set()
+            if not task.done():
+                task.cancel()
+    assert held.final == "Held and done"
+    assert late.final == "Service busy, please try later." and late.menus == []
+    assert "bank" not in apps.received

@@ -68,6 +68,9 @@ class SessionManager:
         self.per_route: dict[str, int] = {}
         self.outcomes: dict[str, int] = {}
         self.log = logs.get("ussd.sessions")
+        self.draining = False  # stopping: new sessions get the busy text, the ones in progress go on
+        self._idle = asyncio.Event()
+        self._idle.set()
         self._tasks: set[asyncio.Task[None]] = set()
 
     def on_event(self, ev: UssdEvent) -> None:
@@ -82,6 +85,14 @@ class SessionManager:
             s = self.sessions.pop(ev.session, None)
             if s is not None:
                 self._closed(s, s.outcome or ev.outcome, ev.detail)
+
+    async def wait_idle(self, timeout: float) -> bool:
+        """Wait until no session is in progress; False if some still are after ``timeout`` seconds."""
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
 
     async def drain(self) -> None:
         """Wait for the application calls and notices in flight (at shutdown)."""
@@ -106,11 +117,13 @@ class SessionManager:
         if not route.allows(ev.msisdn, ev.imsi, vlr):
             self._refuse(ev.session, route, request, "unknown", "not-allowed")
             return
-        if len(self.sessions) >= self.max_sessions or self.per_route.get(route.name, 0) >= route.max_sessions:
+        if (self.draining or len(self.sessions) >= self.max_sessions
+                or self.per_route.get(route.name, 0) >= route.max_sessions):  # fmt: skip
             self._refuse(ev.session, route, request, "busy", "busy")  # at once, never queued
             return
         s = _Session(ev.session, route, request, time.time())
         self.sessions[ev.session] = s
+        self._idle.clear()
         self.per_route[route.name] = self.per_route.get(route.name, 0) + 1
         if self.metrics is not None:
             self.metrics.child(self.metrics.sessions_active, route.name).inc()
@@ -213,6 +226,8 @@ class SessionManager:
     def _closed(self, s: _Session, outcome: str, detail: str) -> None:
         if s.timer is not None:
             s.timer.cancel()
+        if not self.sessions:
+            self._idle.set()
         self.per_route[s.route.name] -= 1
         if self.metrics is not None:
             self.metrics.child(self.metrics.sessions_active, s.route.name).dec()

@@ -21,7 +21,7 @@ _KEYS: dict[str, set[str]] = {
              "asp_identifier", "beat_interval"},
     "sccp": {"point_code", "network_point_code", "global_title", "ssn"},
     "tcap": {"idle_timeout", "invoke_timeout", "tid_prefix", "tid_prefix_bits"},
-    "sessions": {"max_active", "network_code"},
+    "sessions": {"max_active", "network_code", "drain_timeout"},
     "demo_app": {"listen"},
     "cdr": {"path"},
     "metrics": {"listen"},
@@ -67,6 +67,7 @@ class GatewayConfig:
     network_code: str = ""
     log_level: str = "info"
     pcap_path: str | None = None
+    drain_timeout: float = 10.0  # at stop, how long sessions in progress may go on (new ones get the busy text)
 
 
 def _get(data: dict[str, Any], file: str, key: str, kind: type, default: Any = ...) -> Any:
@@ -148,6 +149,8 @@ def load(path: str | Path | None = None) -> GatewayConfig:
     for key in positive:
         if _get(data, file, key, float, 1.0) <= 0:
             raise ConfigError(file, key, "must be positive")
+    if _get(data, file, "sessions.drain_timeout", float, 10.0) < 0:
+        raise ConfigError(file, "sessions.drain_timeout", "must not be negative")
     max_sessions = _get(data, file, "sessions.max_active", int, 10_000)
     if max_sessions <= 0:
         raise ConfigError(file, "sessions.max_active", "must be positive")
@@ -171,4 +174,5 @@ def load(path: str | Path | None = None) -> GatewayConfig:
         max_sessions=max_sessions, network_code=_get(data, file, "sessions.network_code", str, ""),
         log_level=_choice(data, file, "log.level", tuple(LEVELS), "info"),
         pcap_path=_get(data, file, "pcap.path", str, None),
+        drain_timeout=_get(data, file, "sessions.drain_timeout", float, 10.0),
     )  # fmt: skip
