@@ -124,6 +124,15 @@ class _Conn(asyncio.Protocol):
             self.transport.close()
 
 
+def _target(url: str) -> tuple[str, int, str]:
+    parts = urlsplit(url)
+    if parts.scheme != "http" or not parts.hostname:
+        raise ValueError(f"the lean client takes http:// URLs only, not {url!r}")
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    start = f"POST {path} HTTP/1.1\r\nHost: {parts.netloc}\r\nUser-Agent: {USER_AGENT}\r\n"
+    return parts.hostname, parts.port or 80, start
+
+
 class Http1Pool:
     """Keep-alive connections per (host, port), at most ``max_idle`` kept idle per peer."""
 
@@ -131,16 +140,15 @@ class Http1Pool:
         self.max_idle = max_idle
         self._idle: dict[tuple[str, int], deque[_Conn]] = {}
         self._open: set[_Conn] = set()
+        self._targets: dict[str, tuple[str, int, str]] = {}  # url -> (host, port, request line and fixed headers)
 
     async def post(self, url: str, body: bytes, headers: dict[str, str], timeout: float) -> Response:
         """POST ``body`` to ``url`` (http:// only). Raises :class:`HttpError`, or TimeoutError after ``timeout``."""
-        parts = urlsplit(url)
-        if parts.scheme != "http" or not parts.hostname:
-            raise ValueError(f"the lean client takes http:// URLs only, not {url!r}")
-        host, port = parts.hostname, parts.port or 80
-        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        head = [f"POST {target} HTTP/1.1\r\nHost: {parts.netloc}\r\nUser-Agent: {USER_AGENT}\r\n"
-                f"Content-Length: {len(body)}\r\n"]
+        target = self._targets.get(url)
+        if target is None:
+            target = self._targets[url] = _target(url)
+        host, port, start = target
+        head = [start, f"Content-Length: {len(body)}\r\n"]
         head.extend(f"{name}: {value}\r\n" for name, value in headers.items())
         data = "".join(head).encode("latin-1") + b"\r\n" + body
         async with asyncio.timeout(timeout):
