@@ -84,6 +84,7 @@ def cases() -> list[Case]:
              error="user-cancelled", app="bank", app_saw=[""], notice="Incomplete"),
         Case("user never answers: session timeout", "*384#", [None], "dental", "timeout", [a.DENTAL_MAIN], None,
              error="aborted", app="dental", app_saw=[None], notice="timeout"),
+        Case("caller outside the route's allowed prefixes", "*253#", [], "staff", "not-allowed", [], "Staff only"),
         # Overload: the route takes one session at a time; the second gets the busy text at once.
         Case("overload: first session", "*252#", [], "hold", "completed", [], "Held and done", app="hold",
              app_saw=[None]),
@@ -192,6 +193,13 @@ code = "*252#"
 primary_url = "{b}/hold"
 max_sessions = 1
 texts = {{ busy = {{ default = "Busy, try later" }} }}
+[[route]]
+name = "staff"
+code = "*253#"
+primary_url = "{b}/bank"
+dialect = "africastalking"
+allowed_msisdn = ["4917299"]
+texts = {{ unknown = {{ default = "Staff only" }} }}
 [[route]]
 name = "default"
 texts = {{ unknown = {{ default = "Unknown code" }} }}
