@@ -26,7 +26,7 @@ from gateway.stack.m3ua_asp import (
     StateChanged,
 )
 from gateway.stack.sccp_layer import NoticeIndication, SccpDropped, SccpLayer, UnitdataIndication
-from gateway.stack.tcap_table import AbortIndication, DialogueTable
+from gateway.stack.tcap_table import AbortIndication, Dialogue, DialogueTable
 from gateway.stack.tid import tid_int
 
 
@@ -38,6 +38,16 @@ class SignallingNode:
     metrics: StackMetrics | None = None
     associations: list[M3uaAssociation] = field(default_factory=list)
     undeliverable: int = 0  # SCCP messages with no ACTIVE association to carry them
+
+    def __post_init__(self) -> None:
+        if self.metrics is not None:
+            self.table.on_end = self._dialogue_ended
+
+    def _dialogue_ended(self, d: Dialogue, outcome: str, now: float) -> None:
+        m = self.metrics
+        assert m is not None
+        m.child(m.dialogues, "local" if d.local else "remote", outcome).inc()
+        m.dialogue_duration.observe(max(0.0, now - d.started))
 
     def attach(self, association: M3uaAssociation) -> None:
         if association not in self.associations:
@@ -88,7 +98,7 @@ class SignallingNode:
             return
         d = self.table.dialogues.get(tid_int(otid))
         if d is not None:
-            self.table._release(d)
+            self.table._release(d, "sccp-return")
             self.table.events.append(AbortIndication(d, local_reason=f"sccp-return-cause-{ev.cause}"))
 
     # ---- to the network ----

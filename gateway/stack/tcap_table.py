@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import enum
 from collections import deque
-from collections.abc import Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,8 +38,8 @@ class DState(enum.Enum):
 class Dialogue:
     """One dialogue. Slotted: the table holds up to a million of them."""
 
-    __slots__ = ("ac", "did", "idle_timer", "invokes", "next_invoke", "peer", "remote", "started", "state",
-                 "user")  # fmt: skip
+    __slots__ = ("ac", "did", "idle_timer", "invokes", "local", "next_invoke", "peer", "remote", "started",
+                 "state", "user")  # fmt: skip
 
     def __init__(self, did: int, peer: Peer, state: DState, ac: tuple[int, ...] | None, now: float) -> None:
         self.did = did
@@ -51,6 +51,7 @@ class Dialogue:
         self.invokes: dict[int, TimerHandle] | None = None  # pending invokes we sent, with their timers
         self.next_invoke = 1
         self.started = now
+        self.local = state is DState.INITIAL_SENT  # we began it (TC-BEGIN sent), else the peer did
         self.user: Any = None  # the TC-user's state (the MAP dialogue)
 
 
@@ -133,6 +134,10 @@ class DialogueTable:
         self.dialogues: dict[int, Dialogue] = {}
         self.outgoing: deque[tuple[Peer, bytes]] = deque()
         self.events: deque[TableEvent] = deque()
+        self.now = now  # the latest time the table was given
+        # Told of every dialogue's end: (dialogue, outcome, now); outcomes: end-sent, end-received, end-local,
+        # u-abort-sent, u-abort-received, p-abort-received, refused, protocol-error, idle-timeout, sccp-return.
+        self.on_end: Callable[[Dialogue, str, float], None] | None = None
 
     def __len__(self) -> int:
         return len(self.dialogues)
@@ -140,6 +145,7 @@ class DialogueTable:
     # ---- from the network ----
 
     def receive(self, data: bytes, peer: Peer, now: float) -> None:
+        self.now = now
         try:
             msg = tcap.decode(data)
         except TcapError as exc:
@@ -157,7 +163,7 @@ class DialogueTable:
                 d.remote = msg.otid
                 dlg = msg.dialogue
                 if isinstance(dlg, tcap.Aare) and dlg.result != tcap.ACCEPTED:
-                    self._release(d)
+                    self._release(d, "refused")
                     self.events.append(AbortIndication(d, user_abort=dlg))
                     return
                 d.state = DState.ACTIVE
@@ -172,8 +178,9 @@ class DialogueTable:
                 self.events.append(Unhandled("end-unknown-dtid", msg.dtid.hex()))
                 return
             self._results(d, msg.components)
-            self._release(d)
             dlg = msg.dialogue
+            refused = d.state is DState.INITIAL_SENT and isinstance(dlg, tcap.Aare) and dlg.result != tcap.ACCEPTED
+            self._release(d, "refused" if refused else "end-received")
             if d.state is DState.INITIAL_SENT and isinstance(dlg, tcap.Aare) and dlg.result != tcap.ACCEPTED:
                 self.events.append(AbortIndication(d, user_abort=dlg))
                 return
@@ -184,7 +191,7 @@ class DialogueTable:
             if d is None:
                 self.events.append(Unhandled("abort-unknown-dtid", msg.dtid.hex()))
                 return
-            self._release(d)
+            self._release(d, "p-abort-received" if msg.p_abort_cause is not None else "u-abort-received")
             self.events.append(AbortIndication(d, msg.p_abort_cause, msg.dialogue))
         else:
             self.events.append(Unhandled("unidirectional", repr(msg.components)[:80]))
@@ -222,12 +229,12 @@ class DialogueTable:
         if exc.p_abort_cause is not None and exc.otid is not None:
             self._p_abort(peer, exc.otid, exc.p_abort_cause, str(exc))
             if exc.dtid is not None and (d := self._lookup(exc.dtid)) is not None:
-                self._release(d)
+                self._release(d, "protocol-error")
                 self.events.append(AbortIndication(d, local_reason="protocol-error"))
             return
         if exc.dtid is not None and (d := self._lookup(exc.dtid)) is not None:
             # No otid to answer to (End/Abort): the dialogue is over for us; tell the TC-user.
-            self._release(d)
+            self._release(d, "protocol-error")
             self.events.append(AbortIndication(d, local_reason="protocol-error"))
             return
         self.events.append(Unhandled("discarded", str(exc)))
@@ -236,6 +243,7 @@ class DialogueTable:
 
     def begin(self, peer: Peer, ac: tuple[int, ...], components: tuple[tcap.Component, ...],
               user_information: tuple[bytes, ...] = (), now: float = 0.0) -> Dialogue:  # fmt: skip
+        self.now = max(self.now, now)
         d = self._new(peer, DState.INITIAL_SENT, ac, now)
         self._track_invokes(d, components, now)
         msg = tcap.Begin(tid_bytes(d.did), tcap.Aarq(ac, user_information), components)
@@ -253,6 +261,7 @@ class DialogueTable:
         raise TableFullError("127 invokes pending in one dialogue")
 
     def continue_(self, d: Dialogue, components: tuple[tcap.Component, ...], now: float = 0.0) -> None:
+        self.now = max(self.now, now)
         self._track_invokes(d, components, now)
         self._touch(d, now)
         self._send_continue(d, components)
@@ -260,30 +269,32 @@ class DialogueTable:
     def end(self, d: Dialogue, components: tuple[tcap.Component, ...] = (),
             user_information: tuple[bytes, ...] = ()) -> None:  # fmt: skip
         if d.remote is None:
-            self._release(d)  # prearranged end of a dialogue the peer never answered: nothing to send
+            self._release(d, "end-local")  # prearranged end of a dialogue the peer never answered: nothing to send
             return
         dialogue = None
         if d.state is DState.INITIAL_RECEIVED and d.ac is not None:
             dialogue = tcap.Aare(d.ac, user_information=user_information)
         self.outgoing.append((d.peer, tcap.encode(tcap.End(d.remote, dialogue, components))))
-        self._release(d)
+        self._release(d, "end-sent")
 
-    def u_abort(self, d: Dialogue, user_information: tuple[bytes, ...] = ()) -> None:
+    def u_abort(self, d: Dialogue, user_information: tuple[bytes, ...] = (), *,
+                outcome: str = "u-abort-sent") -> None:  # fmt: skip
         if d.remote is not None:
             abrt: tcap.Dialogue = tcap.Abrt(tcap.ABORT_SOURCE_USER, user_information)
             self.outgoing.append((d.peer, tcap.encode(tcap.Abort(d.remote, None, abrt))))
-        self._release(d)
+        self._release(d, outcome)
 
     # ---- time ----
 
     def handle_timer(self, now: float) -> None:
+        self.now = now
         for did, iid in self.timers.expire(now):
             d = self.dialogues.get(did)
             if d is None:
                 continue
             if iid < 0:
                 d.idle_timer = None
-                self.u_abort(d)
+                self.u_abort(d, outcome="idle-timeout")
                 self.events.append(AbortIndication(d, local_reason="idle-timeout"))
             elif d.invokes is not None and d.invokes.pop(iid, None) is not None:
                 self.events.append(InvokeTimeout(d, iid))
@@ -359,9 +370,11 @@ class DialogueTable:
         self.outgoing.append((peer, tcap.encode(tcap.Abort(otid, cause))))
         self.events.append(Unhandled(f"p-abort-{PAbortCause(cause).name.lower()}", detail))
 
-    def _release(self, d: Dialogue) -> None:
+    def _release(self, d: Dialogue, outcome: str) -> None:
         if self.dialogues.pop(d.did, None) is None:
             return
+        if self.on_end is not None:
+            self.on_end(d, outcome, self.now)
         if d.idle_timer is not None:
             self.timers.cancel(d.idle_timer)
             d.idle_timer = None

@@ -331,6 +331,13 @@ def check(result: Run, all_cases: Sequence[Case], apps: Apps) -> None:
     assert 'ussd_app_replies_too_long_total{policy="refuse",route="long-refuse"} 1.0' in m
     assert 'ussd_app_replies_too_long_total{policy="truncate",route="long-cut"} 1.0' in m
     assert re.search(r'ussd_end_notices_total\{result="ok",route="bank"\} 2\.0', m)
+    # TCAP dialogues by who ended them: the subscriber's cancel arrives as a TC-U-ABORT, the gateway's U-ABORTs
+    # (late application with on_late = "abort", no answer from the subscriber), every other case a TC-END from us.
+    ends = Counter("u-abort-received" if c.error == "user-cancelled" else "u-abort-sent" if c.error == "aborted"
+                   else "end-sent" for c in all_cases)  # fmt: skip
+    for outcome, n in ends.items():
+        assert f'ussd_tcap_dialogues_total{{initiator="remote",outcome="{outcome}"}} {float(n)}' in m, outcome
+    assert f"ussd_tcap_dialogue_duration_seconds_count {float(len(all_cases))}" in m
     # The capture: clean in tshark, and every text the subscribers saw is in it.
     assert tshark.problems(result.pcap) == []
     rows = tshark.fields(result.pcap, ["gsm_old.localValue", "gsm_map.ussd_string", "tcap.abort_element"])
