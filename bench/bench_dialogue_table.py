@@ -44,7 +44,7 @@ def rows() -> list[Row]:
             d = table._new(7, DState.INITIAL_RECEIVED, None, 2.0)
             found = table._lookup(tid_bytes(d.did))
             assert found is d
-            table._release(d)
+            table._release(d, "end-local")
         best = min(best, (time.perf_counter() - t0) / batch)
     gc.enable()
     per_cycle_us = best * 1e6
