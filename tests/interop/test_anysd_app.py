@@ -2,8 +2,10 @@
 framework's way (forms, validators, a navigation tree, state in Redis), behind Flask, in Africa's Talking's
 convention, in its own virtualenv (.cache/venv-anysd, made by scripts/setup.sh --test) with a real redis-server.
 
-ussd-airflow, the other candidate, does not import on Python 3.11: its `configure` dependency imports
-inspect.getargspec, removed in 3.11."""
+ussd-airflow 0.0.6, the other candidate, does not import on Python 3.11 as shipped: its PyConfigure 0.5.9
+dependency (the latest) imports inspect.getargspec (removed in 3.11) and collections.MutableMapping (removed in
+3.10). It runs with those two names put back before import (Django 2.2.6, its pinned, end-of-life version), so it
+would not be "unchanged"; anysd needs no such shim."""
 
 from __future__ import annotations
 
