@@ -47,31 +47,11 @@ def _free_port() -> int:
 
 
 def _config(tmp: Path, m3ua_port: int, app_port: int) -> Path:
-    path = tmp / "bench.toml"
-    path.write_text(f"""
-[m3ua]
-role = "sg"
-listen = "127.0.0.1:{m3ua_port}"
-routing_context = 1
-beat_interval = 0
-[sccp]
-point_code = 1
-network_point_code = 2
-global_title = "491700000001"
-[sessions]
-max_active = 100000
-[cdr]
-path = "{tmp}/cdr.jsonl"
-[log]
-level = "info"
-[[route]]
-name = "bench"
-code = "*384#"
-primary_url = "http://127.0.0.1:{app_port}/app"
-dialect = "africastalking"
-max_sessions = 100000
-""")
-    return path
+    from tests.support.daemon import one_route_config
+
+    route = (f'name = "bench"\ncode = "*384#"\nprimary_url = "http://127.0.0.1:{app_port}/app"\n'
+             'dialect = "africastalking"\nmax_sessions = 100000')  # fmt: skip
+    return one_route_config(tmp, m3ua_port, route, '[sessions]\nmax_active = 100000\n[log]\nlevel = "info"')
 
 
 def _start(args: list[str], ready: str, log: Path) -> subprocess.Popen[bytes]:

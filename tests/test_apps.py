@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from gateway.apps.client import AppClient, AppError, sign
 from gateway.apps.dialects import AppReply, AppRequest
 from gateway.routing.table import Route
+from tests.support.http import serving
 
 SECRET = "s3cret"
 
@@ -59,15 +60,8 @@ async def servers() -> AsyncIterator[tuple[str, list[dict[str, object]]]]:
     app.router.add_post("/broken", broken)
     app.router.add_post("/slow", slow)
     app.router.add_post("/garbage", garbage)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
-        yield f"http://127.0.0.1:{port}", seen
-    finally:
-        await runner.cleanup()
+    async with serving(app) as base:
+        yield base, seen
 
 
 def req(inputs: tuple[str, ...] = (), params: tuple[str, ...] = ()) -> AppRequest:
@@ -155,23 +149,16 @@ async def test_https_with_the_routes_own_ca(tmp_path: Path) -> None:
 
     app = web.Application()
     app.router.add_post("/app", menu)
-    runner = web.AppRunner(app)
-    await runner.setup()
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(cert, key)
-    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=context)
-    await site.start()
-    url = f"https://127.0.0.1:{site._server.sockets[0].getsockname()[1]}/app"  # type: ignore[union-attr]
-    try:
-        async with aiohttp.ClientSession() as session:
-            client = AppClient(session)
-            assert (await client.call(Route("r", "*1#", primary_url=url, tls_ca_file=str(cert)), req())).text == \
-                "over TLS"  # fmt: skip
-            with pytest.raises(AppError) as info:
-                await client.call(Route("r", "*1#", primary_url=url), req())
-            assert info.value.reason == "down"
-    finally:
-        await runner.cleanup()
+    async with serving(app, context) as base, aiohttp.ClientSession() as session:
+        url = f"{base}/app"
+        client = AppClient(session)
+        assert (await client.call(Route("r", "*1#", primary_url=url, tls_ca_file=str(cert)), req())).text == \
+            "over TLS"  # fmt: skip
+        with pytest.raises(AppError) as info:
+            await client.call(Route("r", "*1#", primary_url=url), req())
+        assert info.value.reason == "down"
 
 
 def test_unreadable_ca_file_is_refused_at_load(tmp_path: Path) -> None:

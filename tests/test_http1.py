@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gateway.apps.http1 import Http1Pool, HttpError
+from tests.support.http import serving
 from tests.support.osmo_stp import free_port
 
 
@@ -43,15 +44,8 @@ async def aio_server() -> AsyncIterator[tuple[str, list[object]]]:
     app = web.Application()
     for path, handler in (("/echo", echo), ("/chunked", chunked), ("/close", closing), ("/slow", slow)):
         app.router.add_post(path, handler)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
-        yield f"http://127.0.0.1:{port}", peers
-    finally:
-        await runner.cleanup()
+    async with serving(app) as base:
+        yield base, peers
 
 
 async def test_keep_alive_reuses_one_connection(aio_server: tuple[str, list[object]]) -> None:

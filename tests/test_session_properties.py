@@ -17,7 +17,8 @@ from hypothesis import strategies as st
 
 from gateway.config.load import load
 from gateway.sim.run import dial_many
-from tests.support.daemon import running
+from tests.support.daemon import one_route_config, running
+from tests.support.http import serving
 from tests.support.osmo_stp import free_port
 
 APP_ACTIONS = ("continue", "end", "garbage", "http-500", "slow", "long")
@@ -87,34 +88,11 @@ async def _run(batch: list[Script], tmp: Path) -> None:
 
     server = web.Application()
     server.router.add_post("/app", app)
-    runner = web.AppRunner(server, access_log=None)
-    await runner.setup()
-    app_port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", app_port).start()
-    (tmp / "gw.toml").write_text(f"""
-[m3ua]
-listen = "127.0.0.1:{free_port()}"
-routing_context = 1
-beat_interval = 0
-[sccp]
-point_code = 1
-network_point_code = 2
-global_title = "491700000001"
-[tcap]
-invoke_timeout = 0.6
-[cdr]
-path = "{tmp}/cdr.jsonl"
-[metrics]
-listen = "127.0.0.1:{free_port()}"
-[[route]]
-name = "prop"
-code = "*500#"
-primary_url = "http://127.0.0.1:{app_port}/app"
-timeout = 0.3
-""")
-    cfg = load(tmp / "gw.toml")
     expected = {m: model(s) for m, s in by_msisdn.items()}
-    try:
+    async with serving(server) as base:
+        route = f'name = "prop"\ncode = "*500#"\nprimary_url = "{base}/app"\ntimeout = 0.3'
+        sections = f'[tcap]\ninvoke_timeout = 0.6\n[metrics]\nlisten = "127.0.0.1:{free_port()}"'
+        cfg = load(one_route_config(tmp, free_port(), route, sections))
         async with running(cfg):
             calls = [(m, "*500#", list(expected[m]["answers"])) for m in by_msisdn]  # type: ignore[call-overload]
             sessions, _ = await dial_many("127.0.0.1", cfg.listen_port, calls, concurrency=len(calls), timeout=30)
@@ -122,8 +100,6 @@ timeout = 0.3
             async with aiohttp.ClientSession() as http, http.get("http://{}:{}/metrics".format(
                     *cfg.metrics_listen)) as r:  # fmt: skip
                 metrics = await r.text()
-    finally:
-        await runner.cleanup()
     # Nothing left behind: no session in progress, every ending counted once.
     assert 'ussd_sessions_active{route="prop"} 0.0' in metrics
     counted = sum(float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines()

@@ -21,6 +21,7 @@ from gateway.stack.m3ua_asp import AssociationConfig, Role
 from gateway.stack.tcap_table import TableEvent
 from gateway.transport import tcp
 from gateway.transport.runner import NodeRunner
+from tests.support.http import serving
 from tests.support.network import gateway_node
 
 
@@ -52,15 +53,8 @@ async def apps() -> AsyncIterator[tuple[str, list[dict[str, str]]]]:
     app.router.add_post("/bank", bank)
     app.router.add_post("/slow", slow)
     app.router.add_post("/pin", pin)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
-        yield f"http://127.0.0.1:{port}", received
-    finally:
-        await runner.cleanup()
+    async with serving(app) as base:
+        yield base, received
 
 
 async def test_pull_sessions_to_http_apps(apps: tuple[str, list[dict[str, str]]], tmp_path: Path) -> None:

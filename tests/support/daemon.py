@@ -23,6 +23,28 @@ def default_config(tmp_path: Path) -> Path:
     return path
 
 
+def one_route_config(tmp: Path, m3ua_port: int, route: str, sections: str = "") -> Path:
+    """An SG on 127.0.0.1:``m3ua_port`` (routing context 1, point code 1, the network at 2), CDRs under ``tmp``,
+    the extra TOML ``sections`` and one ``[[route]]`` with the keys in ``route``; returns the file."""
+    path = tmp / "gw.toml"
+    path.write_text(f"""
+[m3ua]
+listen = "127.0.0.1:{m3ua_port}"
+routing_context = 1
+beat_interval = 0
+[sccp]
+point_code = 1
+network_point_code = 2
+global_title = "491700000001"
+[cdr]
+path = "{tmp}/cdr.jsonl"
+{sections}
+[[route]]
+{route}
+""")
+    return path
+
+
 @asynccontextmanager
 async def running(cfg: GatewayConfig, timeout: float = 30.0) -> AsyncIterator[dict[str, object]]:
     """The daemon on ``cfg`` until the block ends; yields its "ready" information (e.g. ``m3ua`` HOST:PORT)."""

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
+from tests.support.http import serving
+
 BANK_MENU = "Welcome to MyBank\n1. Balance\n2. Mini statement"
 BANK_BALANCE = "Your balance is 1,250.00 EUR"
 DENTAL_MAIN = "Welcome, John!\n1. Check Appointments\n2. Book New Appointment\n3. Cancel Appointment\n4. Exit"
@@ -146,19 +148,6 @@ def _dental(state: str, choice: str | None) -> tuple[str, str, bool]:
 
 @asynccontextmanager
 async def serve_apps() -> AsyncIterator[Apps]:
-    runners = []
-    ports = []
     apps = Apps("", "")
-    for _ in range(2):
-        runner = web.AppRunner(build(apps), access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        runners.append(runner)
-        ports.append(site._server.sockets[0].getsockname()[1])  # type: ignore[union-attr]
-    apps.base, apps.backup = (f"http://127.0.0.1:{p}" for p in ports)
-    try:
+    async with serving(build(apps)) as apps.base, serving(build(apps)) as apps.backup:
         yield apps
-    finally:
-        for runner in runners:
-            await runner.cleanup()
