@@ -11,8 +11,9 @@ apt_pkgs=()
 if [ "$want_test" = 1 ]; then
   # tshark: Wireshark's dissectors; libosmogsm18: libosmocore's GSM 7-bit (ctypes);
   # user-mode-linux + busybox-static: a kernel with SCTP for the SCTP tests; debootstrap: osmo-stp chroot.
-  # redis-server: the state store of the third-party anysd application (tests/apps/anysd_app).
-  apt_pkgs+=(tshark libosmogsm18 libosmocore19 user-mode-linux busybox-static debootstrap redis-server)
+  # redis-server: the state store of the third-party anysd application (tests/apps/anysd_app);
+  # openssl: the self-signed certificate of the https application test.
+  apt_pkgs+=(tshark libosmogsm18 libosmocore19 user-mode-linux busybox-static debootstrap redis-server openssl)
 fi
 missing=()
 for p in "${apt_pkgs[@]}"; do
