@@ -167,9 +167,10 @@ class SessionManager:
                 m.app_failovers.labels(route.name).inc()
         if s.ident not in self.sessions:
             return  # the user or the network ended it while the application was thinking
-        self.log.debug("app.reply", session=s.request.session_id, route=route.name, step=s.request.step,
-                       input=mask(s.request.input or "") if route.sensitive else s.request.input, end=reply.end,
-                       latency_ms=round(s.latencies[-1], 2), backup=reply.backup)  # fmt: skip
+        if logs.enabled("debug"):
+            self.log.debug("app.reply", session=s.request.session_id, route=route.name, step=s.request.step,
+                           input=mask(s.request.input or "") if route.sensitive else s.request.input, end=reply.end,
+                           latency_ms=round(s.latencies[-1], 2), backup=reply.backup)  # fmt: skip
         text = reply.text
         if not ussd_string.fits(text):
             if m is not None:

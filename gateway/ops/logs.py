@@ -15,8 +15,18 @@ import structlog
 LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 
 
+_threshold = LEVELS["info"]
+
+
+def enabled(level: str) -> bool:
+    """Whether ``level`` lines are written: lets the hot path skip building a debug line's fields."""
+    return LEVELS[level] >= _threshold
+
+
 def configure(level: str = "info", stream: TextIO | None = None) -> None:
     """JSON lines on ``stream`` (stdout by default) for every logger at ``level`` and above."""
+    global _threshold  # noqa: PLW0603 - one process-wide logging configuration, like structlog's own
+    _threshold = LEVELS[level]
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
