@@ -25,6 +25,7 @@ from gateway.codecs.sccp import SccpAddress
 from gateway.config.load import ConfigError, GatewayConfig, load
 from gateway.ops import logs
 from gateway.ops.cdr import CdrWriter
+from gateway.ops.faults import FaultReporter
 from gateway.ops.metrics import StackMetrics
 from gateway.ops.pcap import PcapWriter
 from gateway.stack.m3ua_asp import (
@@ -84,8 +85,9 @@ async def serve(cfg: GatewayConfig, stop: asyncio.Event,
                               tid_prefix_bits=cfg.tid_prefix_bits)  # fmt: skip
         metrics = StackMetrics()
         sccp_layer = SccpLayer(SccpConfig(cfg.point_code, frozenset({cfg.ssn}), default_dpc=cfg.network_point_code))
-        node = SignallingNode(local, sccp_layer, table, metrics)
-        ussd = UssdService(table, local)
+        faults = FaultReporter(metrics)
+        node = SignallingNode(local, sccp_layer, table, metrics, faults=faults)
+        ussd = UssdService(table, local, faults=faults)
         http = aiohttp.ClientSession()
         cleanups.append(http.close)
         cdr = CdrWriter(cfg.cdr_path) if cfg.cdr_path else None
@@ -147,7 +149,7 @@ async def serve(cfg: GatewayConfig, stop: asyncio.Event,
                                            AssociationConfig(name="m3ua", role=Role.SG, routing_contexts=rcs,
                                                              beat_interval=cfg.beat_interval,
                                                              local_point_codes=(cfg.point_code,)),
-                                           sink, on_connection, metrics=metrics)  # fmt: skip
+                                           sink, on_connection, metrics=metrics, faults=faults)  # fmt: skip
             cleanups.append(_closer(server))
             if isinstance(server, asyncio.Server):
                 info["m3ua"] = f"{cfg.listen_host}:{server.sockets[0].getsockname()[1]}"
@@ -169,7 +171,7 @@ async def serve(cfg: GatewayConfig, stop: asyncio.Event,
 
                 clients.append(asyncio.create_task(transport.run_client(
                     host, port, acfg, sink, on_connection=on_connection, stop=stop_clients, metrics=metrics,
-                    on_error=on_error)))  # fmt: skip
+                    on_error=on_error, faults=faults)))  # fmt: skip
             cleanups.append(_stopper(stop_clients, clients))
             info["m3ua"] = ["{}:{}".format(*hp) for hp in cfg.connect]
             waiter = asyncio.ensure_future(ready.wait())

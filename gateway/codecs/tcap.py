@@ -654,13 +654,43 @@ def decode(data: bytes) -> TcapMessage:
         return _decode_general(buf)
 
 
+def peek_tids(buf: bytes) -> tuple[int, bytes | None, bytes | None] | None:
+    """The message type and whatever transaction IDs can be derived from a message that may be malformed
+    (Q.774 §3.2.1.2: "if the originating transaction ID is derivable"): the first elements inside the outer TLV,
+    read leniently (a wrong outer length is tolerated), each a primitive OTID/DTID of 1..4 octets in short form.
+    Never raises; None when not even a type and a length are there."""
+    n = len(buf)
+    if n < 2:
+        return None
+    first = buf[1]
+    if first <= 0x80:
+        pos = 2  # short form, or indefinite (X.690 §8.1.3.6)
+    elif first <= 0x84 and n >= 2 + (first & 0x7F):
+        pos = 2 + (first & 0x7F)
+    else:
+        return buf[0], None, None
+    tids: list[tuple[int, bytes]] = []
+    while len(tids) < 2 and pos + 2 <= n:
+        t, length = buf[pos], buf[pos + 1]
+        if t not in (TAG_OTID, TAG_DTID) or not 1 <= length <= 4 or pos + 2 + length > n:
+            break
+        tids.append((t, buf[pos + 2 : pos + 2 + length]))
+        pos += 2 + length
+    otid = next((v for t, v in tids[:1] if t == TAG_OTID), None)
+    dtid = next((v for t, v in tids if t == TAG_DTID), None)
+    return buf[0], otid, dtid
+
+
 def _decode_general(buf: bytes) -> TcapMessage:
     n = len(buf)
     if n < 2:
         raise _bad_tx("TCAP message shorter than a tag and a length")
     tag = buf[0]
     if tag not in (TAG_BEGIN, TAG_CONTINUE, TAG_END, TAG_ABORT, TAG_UNIDIRECTIONAL):
-        raise _bad_tx(f"unrecognized TCAP message type 0x{tag:02x}", cause=PAbortCause.UNRECOGNIZED_MESSAGE_TYPE)
+        # Q.774 §3.2.1.2: P-Abort unrecognizedMessageType when an otid can be derived, else discard
+        peeked = peek_tids(buf)
+        raise _bad_tx(f"unrecognized TCAP message type 0x{tag:02x}", peeked[1] if peeked else None,
+                      cause=PAbortCause.UNRECOGNIZED_MESSAGE_TYPE)  # fmt: skip
     otid = dtid = None
     try:
         top = read_tlv(buf, 0, n)
@@ -711,6 +741,11 @@ def _decode_general(buf: bytes) -> TcapMessage:
                               cause=PAbortCause.INCORRECT_TRANSACTION_PORTION)  # fmt: skip
             pos = t.next
     except BerError as exc:
+        if otid is None and tag in (TAG_BEGIN, TAG_CONTINUE):
+            # Q.774 §3.2.1.2: badlyFormattedTransactionPortion goes to the otid whenever it can be derived
+            peeked = peek_tids(buf)
+            if peeked is not None:
+                otid, dtid = peeked[1], dtid if dtid is not None else peeked[2]
         raise _bad_tx(f"badly formatted transaction portion: {exc}", otid, dtid) from None
     components: list[Component] = []
     if comp_start >= 0:

@@ -109,6 +109,20 @@ class StackMetrics:
             ["direction", "error"],
             registry=r,
         )
+        self.internal_errors = Counter(
+            "ussd_internal_errors",
+            "Exceptions caught at a containment boundary, by boundary (m3ua, sccp, tcap, map, service, timer, "
+            "transport): a defect in the gateway, answered as the spec says for an undecodable message",
+            ["where"],
+            registry=r,
+        )
+        self.sccp_dropped = Counter(
+            "ussd_sccp_dropped",
+            "Received SCCP messages discarded, by reason (malformed, unequipped-user, hop-counter-violation, "
+            "segmentation-failure, reassembly-timeout, reassembly-limit, ...; Q.714 §4.2, §4.1.2.2)",
+            ["reason"],
+            registry=r,
+        )
         self.dialogues_active = Gauge(
             "ussd_tcap_dialogues_active", "TCAP dialogues in the dialogue table", registry=r
         )

@@ -24,6 +24,7 @@ from gateway.codecs import tcap, ussd_string
 from gateway.codecs.errors import CodecError, InvokeProblem, ProblemKind
 from gateway.codecs.map_address import AddressString, Plan
 from gateway.codecs.sccp import SccpAddress
+from gateway.stack.containment import CountingObserver, FaultObserver, fault
 from gateway.stack.tcap_table import (
     AbortIndication,
     BeginIndication,
@@ -128,10 +129,41 @@ class UssdService:
     sessions: dict[int, Dialogue] = field(default_factory=dict)
     pushes: dict[int, Dialogue] = field(default_factory=dict)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    faults: FaultObserver = field(default_factory=CountingObserver)
 
     # ---- the table's events ----
 
     def handle(self, event: TableEvent, now: float) -> None:
+        """One TC indication: the MAP layer's containment boundary (gateway/stack/containment.py)."""
+        try:
+            self._handle(event, now)
+        except Exception as exc:
+            self.faults.internal_error(fault("map", exc, _octets(event)))
+            self._contain(event)
+
+    def _contain(self, event: TableEvent) -> None:
+        """Answer the indication the MAP layer failed on as an undecodable one, and release its dialogue."""
+        d = getattr(event, "dialogue", None)
+        if not isinstance(d, Dialogue):
+            return
+        st = d.user
+        if isinstance(st, _State):  # still open for the application: tell it how it ended
+            if self.sessions.pop(st.ident, None) is not None:
+                self.events.append(SessionClosed(st.ident, "gateway-error", "internal error in the MAP layer"))
+            if self.pushes.pop(st.ident, None) is not None:
+                stage = "routing" if st.kind is _Kind.SRI else "delivery"
+                self.events.append(PushFailed(st.ident, stage, "gateway-error"))
+        if d.did not in self.table.dialogues:
+            return
+        invokes = [c for c in getattr(event, "components", ()) if isinstance(c, tcap.Invoke)]
+        if isinstance(event, BeginIndication) and invokes:
+            # TS 29.002 §15.6 / Q.774 §3.2.2.2: an operation whose parameter cannot be processed -> Reject
+            reject = tcap.Reject(invokes[0].invoke_id, ProblemKind.INVOKE, InvokeProblem.MISTYPED_PARAMETER)
+            self.table.end(d, (reject,))
+        else:
+            self.table.u_abort(d, outcome="internal-error")
+
+    def _handle(self, event: TableEvent, now: float) -> None:
         if isinstance(event, BeginIndication):
             self._on_begin(event)
             return
@@ -235,6 +267,8 @@ class UssdService:
             self.sessions.pop(sid, None)
             if ev.local_reason == "idle-timeout":
                 outcome = "timeout"
+            elif ev.local_reason == "internal-error":
+                outcome = "gateway-error"
             elif ev.local_reason is None and ev.p_abort_cause is None:
                 outcome = "user-aborted"  # TC-U-ABORT from the MSC: the subscriber cancelled (or the MSC gave up)
             else:
@@ -367,3 +401,8 @@ def _abort_detail(ev: AbortIndication) -> str:
         if pdu is not None:
             return type(pdu).__name__
     return "u-abort"
+
+
+def _octets(event: TableEvent) -> bytes:
+    """The parameters the indication carried, for the fault report."""
+    return b"".join(getattr(c, "parameter", None) or b"" for c in getattr(event, "components", ()))

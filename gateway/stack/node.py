@@ -11,9 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from gateway.codecs import tcap
-from gateway.codecs.errors import CodecError, ProblemKind
+from gateway.codecs.errors import CodecError, PAbortCause, ProblemKind
 from gateway.codecs.sccp import SccpAddress
 from gateway.ops.metrics import StackMetrics
+from gateway.stack.containment import CountingObserver, FaultObserver, fault
 from gateway.stack.m3ua_asp import (
     AspState,
     DataReceived,
@@ -38,6 +39,7 @@ class SignallingNode:
     metrics: StackMetrics | None = None
     associations: list[M3uaAssociation] = field(default_factory=list)
     undeliverable: int = 0  # SCCP messages with no ACTIVE association to carry them
+    faults: FaultObserver = field(default_factory=CountingObserver)
 
     def __post_init__(self) -> None:
         if self.metrics is not None:
@@ -59,8 +61,7 @@ class SignallingNode:
         m = self.metrics
         name = association.config.name
         if isinstance(event, DataReceived):
-            self.sccp.receive(event.data, now)
-            self._sccp_events(now)
+            self._data_received(event, now)
         elif isinstance(event, StateChanged):
             if m is not None:
                 m.set_asp_state(name, event.state.value)
@@ -72,10 +73,52 @@ class SignallingNode:
         elif isinstance(event, MalformedErrorReceived) and m is not None:
             m.m3ua_errors.labels(name, "rx", "malformed").inc()
 
-    def _sccp_events(self, now: float) -> None:
+    def _data_received(self, event: DataReceived, now: float) -> None:
+        """One M3UA DATA: the containment boundary of the SCCP and TCAP layers (gateway/stack/containment.py).
+        Whatever this message makes SCCP or the table raise, it is answered as an undecodable message would be, the
+        dialogue it started or touched is released, and the fault is reported; the association carries on."""
+        table = self.table
+        newest = next(reversed(table.dialogues), None)  # dialogues created after it belong to this message
+        tcap_data: list[tuple[bytes, SccpAddress]] = []  # the TCAP message being handled and its sender
+        try:
+            self.sccp.receive(event.data, now)
+            self._sccp_events(now, tcap_data)
+        except Exception as exc:
+            if not tcap_data:
+                self.sccp.events.clear()
+                self.faults.internal_error(fault("sccp", exc, event.data.data))
+                return  # Q.714 §4.3: discarded
+            data, peer = tcap_data[-1]
+            self.faults.internal_error(fault("tcap", exc, data))
+            self._tcap_failed(data, peer, newest)
+
+    def _tcap_failed(self, data: bytes, peer: SccpAddress, newest: int | None) -> None:
+        """The table failed on ``data``: release the dialogues it opened or addressed, P-Abort a readable otid."""
+        table = self.table
+        for did in reversed(list(table.dialogues)):
+            if did == newest:
+                break
+            self._abort_internal(table.dialogues[did])
+        tids = tcap.peek_tids(data)
+        if tids is None:
+            return
+        tag, otid, dtid = tids
+        if dtid is not None and len(dtid) == 4 and (d := table.dialogues.get(tid_int(dtid))) is not None:
+            self._abort_internal(d)
+        if otid is not None and tag in (tcap.TAG_BEGIN, tcap.TAG_CONTINUE):
+            # Q.774 §3.2.1.2: a message that cannot be processed, with a derivable otid -> P-Abort
+            table.p_abort(peer, otid, PAbortCause.BADLY_FORMATTED_TRANSACTION_PORTION, "internal error")
+
+    def _abort_internal(self, d: Dialogue) -> None:
+        self.table._release(d, "internal-error")
+        self.table.events.append(AbortIndication(d, local_reason="internal-error"))
+
+    def _sccp_events(self, now: float, tcap_data: list[tuple[bytes, SccpAddress]] | None = None) -> None:
         while self.sccp.events:
             ev = self.sccp.events.popleft()
             if isinstance(ev, UnitdataIndication):
+                if tcap_data is not None:
+                    tcap_data.append((ev.data, ev.calling))
                 if self.metrics is not None:
                     self.metrics.child(self.metrics.sccp_messages, "rx", "unitdata").inc()
                     self._count_tcap("rx", ev.data)
@@ -85,7 +128,7 @@ class SignallingNode:
                     self.metrics.sccp_return_causes.labels("rx", str(ev.cause)).inc()
                 self._returned(ev)
             elif isinstance(ev, SccpDropped) and self.metrics is not None:
-                self.metrics.sccp_messages.labels("rx", "dropped").inc()
+                self.metrics.child(self.metrics.sccp_dropped, ev.reason).inc()
 
     def _returned(self, ev: NoticeIndication) -> None:
         """A message of ours came back (UDTS): the dialogue that sent it has failed (Q.714 §4.2)."""

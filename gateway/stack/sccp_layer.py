@@ -19,6 +19,7 @@ from gateway.codecs.m3ua import ProtocolData
 from gateway.codecs.sccp import ReturnCause, SccpAddress, Segmentation, Udt, Udts
 
 REASSEMBLY_TIMEOUT = 10.0  # Q.714 §4.1.2.2: T(reassembly), 10-20 s
+MAX_REASSEMBLIES = 1024  # reassemblies in progress at once: a peer that opens and never finishes cannot hoard memory
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +29,7 @@ class SccpConfig:
     routes: tuple[tuple[str, int], ...] = ()  # (called GT prefix, DPC); the longest prefix wins
     default_dpc: int | None = None
     max_message: int = sccp.MAX_MTP_MESSAGE
+    max_reassemblies: int = MAX_REASSEMBLIES
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +54,11 @@ class NoticeIndication:
 
 @dataclass(frozen=True, slots=True)
 class SccpDropped:
+    """A received message discarded (Q.714 §4.2 / §4.3). ``reason`` is a metric label: malformed,
+    unequipped-user, hop-counter-violation, segmentation-failure, reassembly-timeout, reassembly-limit."""
+
     reason: str
+    detail: str = ""
 
 
 SccpEvent = UnitdataIndication | NoticeIndication | SccpDropped
@@ -106,7 +112,8 @@ class SccpLayer:
         try:
             msg = sccp.decode(pd.data)
         except SccpError as exc:
-            self.events.append(SccpDropped(f"malformed SCCP from {pd.opc}: {exc}"))
+            # Q.714 §4.3: a message that cannot be decoded is discarded (no UDTS: its addresses are not trusted).
+            self.events.append(SccpDropped("malformed", f"from {pd.opc}: {exc}"))
             return
         if isinstance(msg, Udts):
             self.events.append(NoticeIndication(msg.return_cause, msg.called, msg.calling, msg.data))
@@ -126,17 +133,26 @@ class SccpLayer:
         self.events.append(UnitdataIndication(msg.called, msg.calling, data, pd.opc, pd.sls, msg.protocol_class))
 
     def handle_timer(self, now: float) -> None:
-        for key, r in list(self._reassembly.items()):
-            if now >= r.deadline:
-                del self._reassembly[key]
-                self.events.append(SccpDropped("XUDT reassembly timed out"))
+        # Reassemblies are kept in the order they started, each with the same timeout: the first is due first.
+        while self._reassembly:
+            key, r = next(iter(self._reassembly.items()))
+            if now < r.deadline:
+                break
+            del self._reassembly[key]
+            self.events.append(SccpDropped("reassembly-timeout", "XUDT reassembly timed out (Q.714 §4.1.2.2)"))
 
     def next_deadline(self) -> float | None:
-        return min((r.deadline for r in self._reassembly.values()), default=None)
+        for r in self._reassembly.values():
+            return r.deadline
+        return None
 
     def _reassemble(self, msg: Udt, seg: Segmentation, now: float, pd: ProtocolData) -> bytes | None:
         key = (msg.calling.lv, seg.local_reference)
         if seg.first:
+            self._reassembly.pop(key, None)  # a new first segment restarts it, at the end of the timeout order
+            if len(self._reassembly) >= self.config.max_reassemblies:
+                self._return(msg, ReturnCause.SEGMENTATION_FAILURE, pd, "reassembly-limit")
+                return None
             self._reassembly[key] = _Reassembly([msg.data], seg.remaining, now + REASSEMBLY_TIMEOUT)
             return None
         r = self._reassembly.get(key)
@@ -151,7 +167,8 @@ class SccpLayer:
         del self._reassembly[key]
         return b"".join(r.parts)
 
-    def _return(self, msg: Udt, cause: ReturnCause, pd: ProtocolData) -> None:
+    def _return(self, msg: Udt, cause: ReturnCause, pd: ProtocolData, reason: str | None = None) -> None:
         if msg.return_on_error:
             self.outgoing.append((pd.opc, pd.sls, sccp.service_for(msg, cause)))
-        self.events.append(SccpDropped(f"{cause.name.lower()} for SSN {msg.called.ssn}"))
+        self.events.append(SccpDropped(reason or cause.name.lower().replace("_", "-"),
+                                       f"{cause.name.lower()} for SSN {msg.called.ssn} from {pd.opc}"))

@@ -156,7 +156,7 @@ class DialogueTable:
         elif isinstance(msg, tcap.Continue):
             d = self._lookup(msg.dtid)
             if d is None:
-                self._p_abort(peer, msg.otid, PAbortCause.UNRECOGNIZED_TRANSACTION_ID, "Continue for unknown dtid")
+                self.p_abort(peer, msg.otid, PAbortCause.UNRECOGNIZED_TRANSACTION_ID, "Continue for unknown dtid")
                 return
             accepted = False
             if d.state is DState.INITIAL_SENT:
@@ -209,7 +209,7 @@ class DialogueTable:
         try:
             d = self._new(peer, DState.INITIAL_RECEIVED, ac, now)
         except TableFullError as exc:
-            self._p_abort(peer, msg.otid, PAbortCause.RESOURCE_LIMITATION, str(exc))
+            self.p_abort(peer, msg.otid, PAbortCause.RESOURCE_LIMITATION, str(exc))
             return
         d.remote = msg.otid
         ui = msg.dialogue.user_information if isinstance(msg.dialogue, tcap.Aarq) else ()
@@ -227,7 +227,7 @@ class DialogueTable:
                 self._send_continue(d, (reject,))
             return
         if exc.p_abort_cause is not None and exc.otid is not None:
-            self._p_abort(peer, exc.otid, exc.p_abort_cause, str(exc))
+            self.p_abort(peer, exc.otid, exc.p_abort_cause, str(exc))
             if exc.dtid is not None and (d := self._lookup(exc.dtid)) is not None:
                 self._release(d, "protocol-error")
                 self.events.append(AbortIndication(d, local_reason="protocol-error"))
@@ -366,7 +366,8 @@ class DialogueTable:
             d.state = DState.ACTIVE
         self.outgoing.append((d.peer, tcap.encode(tcap.Continue(tid_bytes(d.did), d.remote, dialogue, components))))
 
-    def _p_abort(self, peer: Peer, otid: bytes, cause: int, detail: str) -> None:
+    def p_abort(self, peer: Peer, otid: bytes, cause: int, detail: str) -> None:
+        """Send a P-Abort with ``cause`` to the peer's transaction ``otid`` (Q.774 §3.2.1.2)."""
         self.outgoing.append((peer, tcap.encode(tcap.Abort(otid, cause))))
         self.events.append(Unhandled(f"p-abort-{PAbortCause(cause).name.lower()}", detail))
 

@@ -6,9 +6,10 @@ import asyncio
 from collections.abc import Callable
 from typing import Protocol
 
+from gateway.stack.containment import fault
 from gateway.stack.m3ua_asp import Event, M3uaAssociation
 from gateway.stack.node import SignallingNode
-from gateway.stack.tcap_table import TableEvent
+from gateway.stack.tcap_table import AbortIndication, Dialogue, TableEvent
 
 
 class Flushable(Protocol):
@@ -43,7 +44,12 @@ class NodeRunner:
         table = self.node.table
         for _ in range(100):
             while table.events:
-                self.on_table_event(table.events.popleft(), now)
+                ev = table.events.popleft()
+                try:  # the shell's containment boundary: one event to the TC-user (gateway/stack/containment.py)
+                    self.on_table_event(ev, now)
+                except Exception as exc:
+                    self.node.faults.internal_error(fault("service", exc))
+                    self._release(ev, now)
             self.node.flush(now)
             if not table.events:
                 break
@@ -61,8 +67,24 @@ class NodeRunner:
             self._timer = loop.call_at(deadline, self._on_timer)
         # else: the armed timer fires no later than needed; _on_timer re-arms for what is due then
 
+    def _release(self, ev: TableEvent, now: float) -> None:
+        """The TC-user failed on ``ev``: abort its dialogue and let the TC-user close what it holds for it."""
+        d = getattr(ev, "dialogue", None)
+        if not isinstance(d, Dialogue) or isinstance(ev, AbortIndication):
+            return
+        table = self.node.table
+        if d.did in table.dialogues:
+            table.u_abort(d, outcome="internal-error")
+        try:
+            self.on_table_event(AbortIndication(d, local_reason="internal-error"), now)
+        except Exception as exc:
+            self.node.faults.internal_error(fault("service", exc))
+
     def _on_timer(self) -> None:
         self._timer = None
         now = asyncio.get_running_loop().time()
-        self.node.handle_timer(now)
+        try:  # a failing tick must not stop the timers of every other dialogue
+            self.node.handle_timer(now)
+        except Exception as exc:
+            self.node.faults.internal_error(fault("timer", exc))
         self.pump(now)

@@ -15,7 +15,9 @@ import socket
 import struct
 from collections.abc import Callable
 
+from gateway.ops.faults import FaultReporter, log_only
 from gateway.ops.metrics import StackMetrics
+from gateway.stack.containment import fault
 from gateway.stack.m3ua_asp import AssociationConfig, AssociationLost, Event, M3uaAssociation, drain
 from gateway.transport.reconnect import keep_connected
 
@@ -103,8 +105,9 @@ class M3uaSctpConnection:
     """One SCTP association carrying one M3UA association, driven by the event loop's reader callbacks."""
 
     def __init__(self, sock: socket.socket, association: M3uaAssociation, on_event: EventSink,
-                 metrics: StackMetrics | None = None) -> None:  # fmt: skip
+                 metrics: StackMetrics | None = None, faults: FaultReporter | None = None) -> None:  # fmt: skip
         self.metrics = metrics
+        self.faults = faults or log_only()
         self.sock = sock
         self.association = association
         self.on_event = on_event
@@ -155,6 +158,12 @@ class M3uaSctpConnection:
         if not data:
             self.close()
             return
+        try:  # the last resort: nothing one message raises may stop this association's input
+            self._received(data, ancdata)
+        except Exception as exc:
+            self.faults.internal_error(fault("transport", exc, data))
+
+    def _received(self, data: bytes, ancdata: list[tuple[int, int, bytes]]) -> None:
         if self.metrics is not None and len(data) >= 8:
             self.metrics.count_m3ua(self.association.config.name, "rx", data[2], data[3])
         if self.tap is not None:
@@ -207,8 +216,8 @@ class M3uaSctpConnection:
 
 async def serve(host: str, port: int, config: AssociationConfig, on_event: EventSink,
                 on_connection: Callable[[M3uaSctpConnection], None] | None = None,
-                metrics: StackMetrics | None = None,
-                extra_addresses: tuple[str, ...] = ()) -> socket.socket:  # fmt: skip
+                metrics: StackMetrics | None = None, extra_addresses: tuple[str, ...] = (),
+                faults: FaultReporter | None = None) -> socket.socket:  # fmt: skip
     """Accept ASPs over SCTP (SG/IPSP role). Returns the listening socket (close it to stop)."""
     loop = asyncio.get_running_loop()
     listener = sctp_socket()
@@ -221,7 +230,7 @@ async def serve(host: str, port: int, config: AssociationConfig, on_event: Event
             conn, _ = listener.accept()
         except BlockingIOError:
             return
-        proto = M3uaSctpConnection(conn, M3uaAssociation(config), on_event, metrics)
+        proto = M3uaSctpConnection(conn, M3uaAssociation(config), on_event, metrics, faults)
         if on_connection is not None:
             on_connection(proto)
 
@@ -234,7 +243,8 @@ async def run_client(host: str, port: int, config: AssociationConfig, on_event: 
                      backoff_initial: float = 0.5, backoff_max: float = 30.0,
                      stop: asyncio.Event | None = None, metrics: StackMetrics | None = None,
                      local_addresses: tuple[str, ...] = (),
-                     on_error: Callable[[OSError], None] | None = None) -> None:  # fmt: skip
+                     on_error: Callable[[OSError], None] | None = None,
+                     faults: FaultReporter | None = None) -> None:  # fmt: skip
     """Keep one ASP association up over SCTP, reconnecting with exponential backoff and full jitter. With
     ``local_addresses`` the association is multi-homed on our side too."""
     loop = asyncio.get_running_loop()
@@ -252,7 +262,7 @@ async def run_client(host: str, port: int, config: AssociationConfig, on_event: 
             if on_error is not None:
                 on_error(exc)
             return None
-        return M3uaSctpConnection(sock, association, on_event, metrics)
+        return M3uaSctpConnection(sock, association, on_event, metrics, faults)
 
     await keep_connected(connect, stop=stop or asyncio.Event(), on_connection=on_connection,
                          backoff_initial=backoff_initial, backoff_max=backoff_max)  # fmt: skip

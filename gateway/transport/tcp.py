@@ -11,7 +11,9 @@ import asyncio
 from collections.abc import Callable
 
 from gateway.codecs.m3ua_framer import Framer, FramingError
+from gateway.ops.faults import FaultReporter, log_only
 from gateway.ops.metrics import StackMetrics
+from gateway.stack.containment import fault
 from gateway.stack.m3ua_asp import (
     AsRegistry,
     AssociationConfig,
@@ -31,8 +33,9 @@ class M3uaTcpProtocol(asyncio.Protocol):
 
     def __init__(self, association: M3uaAssociation, on_event: EventSink, *, max_message: int = 65536,
                  tap: Callable[[bytes, bool], None] | None = None,
-                 metrics: StackMetrics | None = None) -> None:  # fmt: skip
+                 metrics: StackMetrics | None = None, faults: FaultReporter | None = None) -> None:  # fmt: skip
         self.metrics = metrics
+        self.faults = faults or log_only()
         self.tap = tap  # sees every whole M3UA message: (octets, sent by us) - for captures
         self.association = association
         self.on_event = on_event
@@ -50,6 +53,12 @@ class M3uaTcpProtocol(asyncio.Protocol):
         self._after_input()
 
     def data_received(self, data: bytes) -> None:
+        try:  # the last resort: an exception escaping here would make asyncio close the association
+            self._received(data)
+        except Exception as exc:
+            self.faults.internal_error(fault("transport", exc, data))
+
+    def _received(self, data: bytes) -> None:
         now = self._now()
         try:
             messages = self.framer.feed(data)
@@ -143,7 +152,8 @@ class M3uaTcpProtocol(asyncio.Protocol):
 
 async def serve(host: str, port: int, config: AssociationConfig, on_event: EventSink,
                 on_connection: Callable[[M3uaTcpProtocol], None] | None = None,
-                metrics: StackMetrics | None = None) -> asyncio.Server:  # fmt: skip
+                metrics: StackMetrics | None = None,
+                faults: FaultReporter | None = None) -> asyncio.Server:  # fmt: skip
     """Accept ASPs (SG/IPSP role): each connection gets its own association built from ``config``; they share
     one :class:`AsRegistry` so that traffic modes (override / loadshare) hold across connections."""
     registry = AsRegistry()
@@ -159,7 +169,7 @@ async def serve(host: str, port: int, config: AssociationConfig, on_event: Event
 
     def factory() -> M3uaTcpProtocol:
         association = M3uaAssociation(config, registry=registry)
-        proto = M3uaTcpProtocol(association, sink, metrics=metrics)
+        proto = M3uaTcpProtocol(association, sink, metrics=metrics, faults=faults)
         live[id(association)] = proto
         proto.closed.add_done_callback(lambda _: live.pop(id(association), None))
         if on_connection is not None:
@@ -173,7 +183,8 @@ async def run_client(host: str, port: int, config: AssociationConfig, on_event: 
                      on_connection: Callable[[M3uaTcpProtocol], None] | None = None,
                      backoff_initial: float = 0.5, backoff_max: float = 30.0,
                      stop: asyncio.Event | None = None, metrics: StackMetrics | None = None,
-                     on_error: Callable[[OSError], None] | None = None) -> None:  # fmt: skip
+                     on_error: Callable[[OSError], None] | None = None,
+                     faults: FaultReporter | None = None) -> None:  # fmt: skip
     """Keep one ASP association to an SG/STP up: connect, run until lost, reconnect with exponential backoff and
     full jitter (so that several gateways do not reconnect in step after an STP restart). ``on_error`` hears
     each failed attempt."""
@@ -183,7 +194,7 @@ async def run_client(host: str, port: int, config: AssociationConfig, on_event: 
     async def connect() -> M3uaTcpProtocol | None:
         try:
             _, proto = await loop.create_connection(
-                lambda: M3uaTcpProtocol(association, on_event, metrics=metrics), host, port
+                lambda: M3uaTcpProtocol(association, on_event, metrics=metrics, faults=faults), host, port
             )
         except OSError as exc:
             if on_error is not None:
