@@ -346,9 +346,10 @@ def test_messages_for_the_other_role_are_unexpected_and_change_nothing() -> None
     asp, sg = _active_sg()
     apc = [m3ua.AffectedPointCode(5)]
     for msg in (m3ua.Message(3, 4), m3ua.aspdn_ack(), m3ua.aspia_ack(), m3ua.ssnm(m3ua.Ssnm.DUNA, apc),
-                m3ua.ssnm(m3ua.Ssnm.DAVA, apc), m3ua.ssnm(m3ua.Ssnm.DRST, apc), m3ua.ssnm(m3ua.Ssnm.DUPU, apc)):
+                m3ua.ssnm(m3ua.Ssnm.DAVA, apc), m3ua.ssnm(m3ua.Ssnm.DRST, apc), m3ua.ssnm(m3ua.Ssnm.DUPU, apc),
+                m3ua.reg_rsp([m3ua.RegistrationResult(1, 0, 5)]), m3ua.dereg_rsp([])):
         assert _kinds(_answers(sg, msg)) == [(0, 0, ErrorCode.UNEXPECTED_MESSAGE)], msg
-    assert sg.state is AspState.ACTIVE and not sg.unavailable
+    assert sg.state is AspState.ACTIVE and not sg.unavailable and sg.routing_contexts == (1,)
     assert _answers(sg, m3ua.ssnm(m3ua.Ssnm.SCON, apc, congestion_level=1)) == []  # SCON may come from an ASP
     for msg in (m3ua.aspia(), m3ua.aspdn(), m3ua.dereg_req([1])):
         assert _kinds(_answers(asp, msg)) == [(0, 0, ErrorCode.UNEXPECTED_MESSAGE)], msg
@@ -458,3 +459,19 @@ def test_messages_on_the_wrong_sctp_stream() -> None:
     sg.receive(data, 1.0, 5)
     _, events = drain(sg)
     assert [type(e) for e in events] == [DataReceived]
+
+
+def test_data_for_a_point_code_the_sg_does_not_serve_is_discarded_with_duna() -> None:
+    # RFC 4666 §3.4.1: the SG (point code 1) reaches nothing else; it tells the ASP instead of consuming the DATA.
+    asp = M3uaAssociation(AssociationConfig(role=Role.ASP, routing_contexts=(1,)))
+    sg = M3uaAssociation(AssociationConfig(role=Role.SG, routing_contexts=(1,), local_point_codes=(1,)))
+    asp.connection_made(0.0)
+    pump(asp, sg, 0.0)
+    drain(sg)
+    sg.receive(m3ua.encode_data(2, 200, 3, 2, 0, 0, b"x", 1), 1.0)
+    out, events = drain(sg)
+    assert [m3ua.decode(o.data) for o in out] == [m3ua.ssnm(m3ua.Ssnm.DUNA, [m3ua.AffectedPointCode(200)],
+                                                            routing_contexts=(1,))]  # fmt: skip
+    assert not any(isinstance(e, DataReceived) for e in events)
+    sg.receive(m3ua.encode_data(2, 1, 3, 2, 0, 0, b"x", 1), 1.0)
+    assert any(isinstance(e, DataReceived) for e in drain(sg)[1])

@@ -371,6 +371,13 @@ class M3uaAssociation:
             self._protocol_error(ErrorCode.INVALID_ROUTING_CONTEXT, f"DATA for routing context {rc}", diagnostic,
                                  routing_contexts=(rc,))  # fmt: skip
             return
+        dpc = data.protocol_data.dpc
+        if self.config.role is Role.SG and self.config.local_point_codes and dpc not in self.config.local_point_codes:
+            # This SG reaches no other point code: MTP3 would discard the message, and the ASP learns that the
+            # destination is unavailable from a DUNA (RFC 4666 §3.4.1, §4.5.1) rather than an ERR (§3.8.1 has none).
+            self._emit(m3ua.encode(m3ua.ssnm(Ssnm.DUNA, [m3ua.AffectedPointCode(dpc)],
+                                             routing_contexts=(rc,) if rc is not None else ())))  # fmt: skip
+            return  # the DUNA shows in the per-type message counters
         self.events.append(DataReceived(data.protocol_data, rc))
 
     def _as_state(self) -> int:
@@ -624,6 +631,8 @@ def _local_rk_id(value: bytes) -> int:
 
 
 def _reg_rsp(a: M3uaAssociation, msg: m3ua.Message, now: float) -> None:
+    if a.config.role is not Role.ASP:
+        raise _unexpected("REG_RSP sent to an SG")  # (before, it re-pointed the SG's routing contexts)
     results = msg.registration_results
     a.events.append(Registered(results))
     ok = [r.routing_context for r in results if r.status == m3ua.RegistrationStatus.SUCCESSFULLY_REGISTERED]
@@ -657,8 +666,9 @@ def _dereg_req(a: M3uaAssociation, msg: m3ua.Message, now: float) -> None:
     a._emit(m3ua.encode(m3ua.dereg_rsp(results)))
 
 
-def _ignore(a: M3uaAssociation, msg: m3ua.Message, now: float) -> None:
-    return
+def _dereg_rsp(a: M3uaAssociation, msg: m3ua.Message, now: float) -> None:
+    if a.config.role is not Role.ASP:
+        raise _unexpected("DEREG_RSP sent to an SG")
 
 
 Handler = Callable[[M3uaAssociation, m3ua.Message, float], None]
@@ -684,7 +694,7 @@ _HANDLERS: dict[tuple[int, int], Handler] = {
     (MsgClass.RKM, Rkm.REG_REQ): _reg_req,
     (MsgClass.RKM, Rkm.REG_RSP): _reg_rsp,
     (MsgClass.RKM, Rkm.DEREG_REQ): _dereg_req,
-    (MsgClass.RKM, Rkm.DEREG_RSP): _ignore,
+    (MsgClass.RKM, Rkm.DEREG_RSP): _dereg_rsp,
 }
 
 
