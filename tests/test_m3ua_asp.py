@@ -475,3 +475,29 @@ def test_data_for_a_point_code_the_sg_does_not_serve_is_discarded_with_duna() ->
     assert not any(isinstance(e, DataReceived) for e in events)
     sg.receive(m3ua.encode_data(2, 1, 3, 2, 0, 0, b"x", 1), 1.0)
     assert any(isinstance(e, DataReceived) for e in drain(sg)[1])
+
+
+def test_invalid_parameter_value_and_network_appearance() -> None:
+    # RFC 4666 §3.8.1: Invalid Parameter Value (SCON level above 3, NTFY Status Type 9); Invalid Network Appearance
+    # (the SG configures none) with the value in the ERR.
+    _, sg = _active_sg()
+    scon = m3ua.ssnm(m3ua.Ssnm.SCON, [m3ua.AffectedPointCode(5)], congestion_level=7)
+    assert _kinds(_answers(sg, scon)) == [(0, 0, ErrorCode.INVALID_PARAMETER_VALUE)]
+    assert _kinds(_answers(sg, m3ua.ntfy(9, 1))) == [(0, 0, ErrorCode.INVALID_PARAMETER_VALUE)]
+    (err,) = _answers(sg, m3ua.encode_data(2, 1, 3, 2, 0, 0, b"x", 1, network_appearance=8))
+    assert err.error_code == ErrorCode.INVALID_NETWORK_APPEARANCE and err.u32(m3ua.Tag.NETWORK_APPEARANCE) == 8
+    daud = m3ua.ssnm(m3ua.Ssnm.DAUD, [m3ua.AffectedPointCode(1)], network_appearance=8)
+    assert _kinds(_answers(sg, daud)) == [(0, 0, ErrorCode.INVALID_NETWORK_APPEARANCE)]
+
+
+def test_override_ntfy_names_the_asp_that_took_over() -> None:
+    # RFC 4666 §3.8.2; ETSI TS 102 381 m3ua-sgp-asptm-v-015: NTFY (Alternate ASP Active) with the new ASP's id.
+    registry = AsRegistry()
+    sg1, sg2 = (M3uaAssociation(AssociationConfig(role=Role.SG, routing_contexts=(1,)), registry=registry)
+                for _ in range(2))  # fmt: skip
+    for sg, asp_id in ((sg1, 1), (sg2, 2)):
+        sg.connection_made(0.0)
+        for msg in (m3ua.aspup(asp_id), m3ua.aspac(m3ua.TrafficMode.OVERRIDE)):
+            sg.receive(m3ua.encode(msg), 0.0)
+    (ntfy,) = [m for m in (m3ua.decode(o.data) for o in drain(sg1)[0]) if m.status == (2, 2)]
+    assert ntfy.u32(m3ua.Tag.ASP_IDENTIFIER) == 2

@@ -263,6 +263,15 @@ CASES = [
     Case("data-after-aspia", data_message(), (err(E.UNEXPECTED_MESSAGE),), state="inactive", effect=INACTIVE),
     Case("data-invalid-routing-context", data_message(rc=9), (err(E.INVALID_ROUTING_CONTEXT),), routing_context=9),
     Case("data-for-another-point-code", data_message(dpc=200), ((2, 1, None),), check="duna-200"),
+    Case("data-invalid-network-appearance", m3ua.encode_data(NET_PC, GW_PC, 3, 2, 0, 3, bytes(4), RC,
+                                                             network_appearance=8),
+         (err(E.INVALID_NETWORK_APPEARANCE),), check="na-8"),
+    # SSNM (§3.4)
+    Case("daud", enc(m3ua.ssnm(m3ua.Ssnm.DAUD, [m3ua.AffectedPointCode(GW_PC), m3ua.AffectedPointCode(200)])),
+         ((2, 2, None), (2, 1, None))),
+    Case("scon-invalid-congestion-level", enc(m3ua.ssnm(m3ua.Ssnm.SCON, [m3ua.AffectedPointCode(5)],
+                                                        congestion_level=7)), (err(E.INVALID_PARAMETER_VALUE),)),
+    Case("ntfy-invalid-status-type", enc(m3ua.ntfy(9, 1)), (err(E.INVALID_PARAMETER_VALUE),)),
     # RKM (§4.4)
     Case("reg-req-invalid-routing-key", enc(m3ua.Message(9, 1, (m3ua.Parameter(
         Tag.ROUTING_KEY, tlv(Tag.LOCAL_ROUTING_KEY_IDENTIFIER, u32(4))),))), ((9, 2, None),),
@@ -349,6 +358,8 @@ def _check(case: Case, got: list[m3ua.Message]) -> None:
     elif case.check == "duna-200":
         assert got[0].msg_type == m3ua.Ssnm.DUNA and got[0].affected_point_codes == (m3ua.AffectedPointCode(200),)
         assert got[0].routing_contexts == (RC,)
+    elif case.check == "na-8":
+        assert got[0].u32(Tag.NETWORK_APPEARANCE) == 8
     elif case.check == "reg-invalid":
         assert [(r.local_rk_id, r.status) for r in got[0].registration_results] == [
             (4, m3ua.RegistrationStatus.INVALID_ROUTING_KEY)]

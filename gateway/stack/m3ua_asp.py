@@ -155,6 +155,9 @@ class AsRegistry:
         self.asp_ids[asp_id] = a
         return True
 
+    def asp_id_of(self, a: M3uaAssociation) -> int | None:
+        return next((asp_id for asp_id, holder in self.asp_ids.items() if holder is a), None)
+
     def release_asp_id(self, a: M3uaAssociation) -> None:
         for asp_id in [i for i, holder in self.asp_ids.items() if holder is a]:
             del self.asp_ids[asp_id]
@@ -178,7 +181,9 @@ class AsRegistry:
                 for other in members:
                     if other is not a and other.state is AspState.ACTIVE:
                         other._set_state(AspState.INACTIVE)
+                        # RFC 4666 §3.8.2: the NTFY names the ASP that took over (ETSI TS 102 381 asptm-v-015).
                         other._emit(m3ua.encode(m3ua.ntfy(m3ua.StatusType.OTHER, m3ua.OtherInfo.ALTERNATE_ASP_ACTIVE,
+                                                          asp_identifier=self.asp_id_of(a),
                                                           routing_contexts=(rc,))))  # fmt: skip
                         self.touched.add(id(other))
                 members[:] = [a]
@@ -277,6 +282,10 @@ class M3uaAssociation:
                 self._reject(data, ErrorCode.UNEXPECTED_PARAMETER, f"parameter 0x{extra[0]:04x} is not expected in "
                              f"{msg.msg_class}/{msg.msg_type}", m3ua.diagnostic(data))  # fmt: skip
                 return
+            na = msg.u32(m3ua.Tag.NETWORK_APPEARANCE)
+            if na is not None:
+                self._invalid_na(na, data)
+                return
         self._rx = data
         try:
             handler(self, msg, now)
@@ -365,6 +374,9 @@ class M3uaAssociation:
         if self.state is not AspState.ACTIVE:
             self._protocol_error(ErrorCode.UNEXPECTED_MESSAGE, "DATA while the ASP is not active", diagnostic)
             return
+        if self.config.role is Role.SG and data.network_appearance is not None:
+            self._invalid_na(data.network_appearance, raw)
+            return
         rc = data.routing_context
         if rc is not None and self.routing_contexts and rc not in self.routing_contexts:
             # RFC 4666 §3.8.1 Invalid Routing Context: the ERR names the offending routing context.
@@ -379,6 +391,13 @@ class M3uaAssociation:
                                              routing_contexts=(rc,) if rc is not None else ())))  # fmt: skip
             return  # the DUNA shows in the per-type message counters
         self.events.append(DataReceived(data.protocol_data, rc))
+
+    def _invalid_na(self, na: int, data: bytes) -> None:
+        # RFC 4666 §3.8.1 Invalid Network Appearance: this SG configures none, so any value is unconfigured; the
+        # ERR carries it.
+        self._emit(m3ua.encode(m3ua.err(ErrorCode.INVALID_NETWORK_APPEARANCE, network_appearance=na,
+                                        diagnostic_info=m3ua.diagnostic(data))))  # fmt: skip
+        self.events.append(ProtocolErrorSent(ErrorCode.INVALID_NETWORK_APPEARANCE, f"network appearance {na}"))
 
     def _as_state(self) -> int:
         """The AS state to notify this ASP of: active while another ASP of its AS is (loadshare), else inactive."""
@@ -545,6 +564,9 @@ def _ntfy(a: M3uaAssociation, msg: m3ua.Message, now: float) -> None:
     status = msg.status
     if status is None:
         raise M3uaError("NTFY without Status", error_code=ErrorCode.MISSING_PARAMETER)
+    if status[0] not in (m3ua.StatusType.AS_STATE_CHANGE, m3ua.StatusType.OTHER):
+        # RFC 4666 §3.8.2: Status Type 1 or 2; §3.8.1 Invalid Parameter Value
+        raise M3uaError(f"status type {status[0]}", error_code=ErrorCode.INVALID_PARAMETER_VALUE)
     a.events.append(Notified(*status))
     if (a.config.role is Role.ASP and status == (m3ua.StatusType.OTHER, m3ua.OtherInfo.ALTERNATE_ASP_ACTIVE)
             and a.state is AspState.ACTIVE):
@@ -564,6 +586,8 @@ def _ssnm(a: M3uaAssociation, msg: m3ua.Message, now: float) -> None:
         raise M3uaError("SSNM without Affected Point Code", error_code=ErrorCode.MISSING_PARAMETER)
     kind = _SSNM_KINDS[Ssnm(msg.msg_type)]
     level = msg.u32(m3ua.Tag.CONGESTION_INDICATIONS) or 0
+    if level > 3:  # RFC 4666 §3.4.4: congestion levels 0..3; §3.8.1 Invalid Parameter Value
+        raise M3uaError(f"congestion level {level}", error_code=ErrorCode.INVALID_PARAMETER_VALUE)
     cause = msg.get(m3ua.Tag.USER_CAUSE)
     for apc in apcs:
         pc = apc.pc
