@@ -261,7 +261,7 @@ async def test_tcp_association_survives_a_fault_in_its_event_sink() -> None:
         gw_runner.sink(association, event)
 
     def on_conn(proto: tcp.M3uaTcpProtocol) -> None:
-        proto.faults = reporter  # type: ignore[assignment]
+        proto.faults = reporter
         conns.append(proto)
         gw_runner.add(proto)
 
@@ -314,3 +314,25 @@ def test_abort_indication_for_internal_errors_is_a_gateway_error() -> None:
     gw.node.table._release(d, "internal-error")
     gw.ussd.handle(AbortIndication(d, local_reason="internal-error"), 0.0)
     assert gw.ussd.events[-1] == SessionClosed(session, "gateway-error", "internal-error")
+
+
+def test_m3ua_fault_is_answered_with_err_protocol_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The M3UA layer's boundary: a defect while handling one message -> ERR Protocol Error (RFC 4666 §3.8.1)."""
+    from gateway.stack import m3ua_asp
+
+    obs = CountingObserver()
+    a = M3uaAssociation(AssociationConfig(name="sg", role=Role.SG, routing_contexts=(1,), beat_interval=0))
+    a.faults = obs
+    a.connection_made(0.0)
+    monkeypatch.setattr(m3ua_asp, "_aspup", _raise(AttributeError("injected")))
+    monkeypatch.setitem(m3ua_asp._HANDLERS, (m3ua.MsgClass.ASPSM, m3ua.Aspsm.ASPUP), m3ua_asp._aspup)
+    aspup = m3ua.encode(m3ua.aspup())
+    a.receive(aspup, 0.0)
+    (err,) = [m3ua.decode(o.data) for o in a.outgoing]
+    assert (err.msg_class, err.msg_type) == (m3ua.MsgClass.MGMT, m3ua.Mgmt.ERR)
+    assert err.u32(m3ua.Tag.ERROR_CODE) == m3ua.ErrorCode.PROTOCOL_ERROR
+    assert obs.count == 1 and obs.last is not None and obs.last.where == "m3ua" and obs.last.octets == aspup
+    a.outgoing.clear()
+    monkeypatch.undo()
+    a.receive(aspup, 0.0)  # the next one is served
+    assert a.state is AspState.INACTIVE

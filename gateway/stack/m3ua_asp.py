@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from gateway.codecs import m3ua
 from gateway.codecs.errors import M3uaError
 from gateway.codecs.m3ua import Aspsm, Asptm, ErrorCode, Mgmt, MsgClass, Rkm, Ssnm
+from gateway.stack.containment import CountingObserver, FaultObserver, fault
 
 MGMT_STREAM = 0
 
@@ -220,6 +221,7 @@ class M3uaAssociation:
     _sg_next_rc: int = 0
     _rx: bytes = b""  # the message being handled, for the Diagnostic Information of an ERR (RFC 4666 §3.8.1)
     registry: AsRegistry | None = None  # SG role: the ASes shared with the server's other associations
+    faults: FaultObserver = field(default_factory=CountingObserver)
 
     def __post_init__(self) -> None:
         self.routing_contexts = self.config.routing_contexts
@@ -249,7 +251,17 @@ class M3uaAssociation:
         self._set_state(AspState.DOWN)
 
     def receive(self, data: bytes, now: float, stream: int | None = None) -> None:
-        """One whole M3UA message from the peer; ``stream`` is the SCTP stream it came on (None over TCP)."""
+        """One whole M3UA message from the peer; ``stream`` is the SCTP stream it came on (None over TCP).
+        The M3UA layer's containment boundary (gateway/stack/containment.py): a defect hit by this message is
+        answered with ERR Protocol Error (RFC 4666 §3.8.1) and reported; the association stays up."""
+        try:
+            self._receive(data, now, stream)
+        except Exception as exc:
+            self.faults.internal_error(fault("m3ua", exc, data))
+            self._rx = b""
+            self._reject(data, ErrorCode.PROTOCOL_ERROR, "internal error", bytes(data[:40]))
+
+    def _receive(self, data: bytes, now: float, stream: int | None) -> None:
         try:
             msg_class, msg_type = data[2], data[3]
             if msg_class == MsgClass.TRANSFER and msg_type == 1:

@@ -15,9 +15,9 @@ import socket
 import struct
 from collections.abc import Callable
 
-from gateway.ops.faults import FaultReporter, log_only
+from gateway.ops.faults import log_only
 from gateway.ops.metrics import StackMetrics
-from gateway.stack.containment import fault
+from gateway.stack.containment import FaultObserver, fault
 from gateway.stack.m3ua_asp import AssociationConfig, AssociationLost, Event, M3uaAssociation, drain
 from gateway.transport.reconnect import keep_connected
 
@@ -105,9 +105,10 @@ class M3uaSctpConnection:
     """One SCTP association carrying one M3UA association, driven by the event loop's reader callbacks."""
 
     def __init__(self, sock: socket.socket, association: M3uaAssociation, on_event: EventSink,
-                 metrics: StackMetrics | None = None, faults: FaultReporter | None = None) -> None:  # fmt: skip
+                 metrics: StackMetrics | None = None, faults: FaultObserver | None = None) -> None:  # fmt: skip
         self.metrics = metrics
         self.faults = faults or log_only()
+        association.faults = self.faults
         self.sock = sock
         self.association = association
         self.on_event = on_event
@@ -172,7 +173,7 @@ class M3uaSctpConnection:
         if info is not None:
             self.received_streams.append(info)
             del self.received_streams[:-64]
-        self.association.receive(data, self.loop.time())
+        self.association.receive(data, self.loop.time(), info[0] if info is not None else None)
         self._after_input()
 
     def _deliver_events(self) -> list[Event]:
@@ -217,7 +218,7 @@ class M3uaSctpConnection:
 async def serve(host: str, port: int, config: AssociationConfig, on_event: EventSink,
                 on_connection: Callable[[M3uaSctpConnection], None] | None = None,
                 metrics: StackMetrics | None = None, extra_addresses: tuple[str, ...] = (),
-                faults: FaultReporter | None = None) -> socket.socket:  # fmt: skip
+                faults: FaultObserver | None = None) -> socket.socket:  # fmt: skip
     """Accept ASPs over SCTP (SG/IPSP role). Returns the listening socket (close it to stop)."""
     loop = asyncio.get_running_loop()
     listener = sctp_socket()
@@ -244,7 +245,7 @@ async def run_client(host: str, port: int, config: AssociationConfig, on_event: 
                      stop: asyncio.Event | None = None, metrics: StackMetrics | None = None,
                      local_addresses: tuple[str, ...] = (),
                      on_error: Callable[[OSError], None] | None = None,
-                     faults: FaultReporter | None = None) -> None:  # fmt: skip
+                     faults: FaultObserver | None = None) -> None:  # fmt: skip
     """Keep one ASP association up over SCTP, reconnecting with exponential backoff and full jitter. With
     ``local_addresses`` the association is multi-homed on our side too."""
     loop = asyncio.get_running_loop()

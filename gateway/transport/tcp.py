@@ -11,9 +11,9 @@ import asyncio
 from collections.abc import Callable
 
 from gateway.codecs.m3ua_framer import Framer, FramingError
-from gateway.ops.faults import FaultReporter, log_only
+from gateway.ops.faults import log_only
 from gateway.ops.metrics import StackMetrics
-from gateway.stack.containment import fault
+from gateway.stack.containment import FaultObserver, fault
 from gateway.stack.m3ua_asp import (
     AsRegistry,
     AssociationConfig,
@@ -33,9 +33,10 @@ class M3uaTcpProtocol(asyncio.Protocol):
 
     def __init__(self, association: M3uaAssociation, on_event: EventSink, *, max_message: int = 65536,
                  tap: Callable[[bytes, bool], None] | None = None,
-                 metrics: StackMetrics | None = None, faults: FaultReporter | None = None) -> None:  # fmt: skip
+                 metrics: StackMetrics | None = None, faults: FaultObserver | None = None) -> None:  # fmt: skip
         self.metrics = metrics
         self.faults = faults or log_only()
+        association.faults = self.faults
         self.tap = tap  # sees every whole M3UA message: (octets, sent by us) - for captures
         self.association = association
         self.on_event = on_event
@@ -153,7 +154,7 @@ class M3uaTcpProtocol(asyncio.Protocol):
 async def serve(host: str, port: int, config: AssociationConfig, on_event: EventSink,
                 on_connection: Callable[[M3uaTcpProtocol], None] | None = None,
                 metrics: StackMetrics | None = None,
-                faults: FaultReporter | None = None) -> asyncio.Server:  # fmt: skip
+                faults: FaultObserver | None = None) -> asyncio.Server:  # fmt: skip
     """Accept ASPs (SG/IPSP role): each connection gets its own association built from ``config``; they share
     one :class:`AsRegistry` so that traffic modes (override / loadshare) hold across connections."""
     registry = AsRegistry()
@@ -184,7 +185,7 @@ async def run_client(host: str, port: int, config: AssociationConfig, on_event: 
                      backoff_initial: float = 0.5, backoff_max: float = 30.0,
                      stop: asyncio.Event | None = None, metrics: StackMetrics | None = None,
                      on_error: Callable[[OSError], None] | None = None,
-                     faults: FaultReporter | None = None) -> None:  # fmt: skip
+                     faults: FaultObserver | None = None) -> None:  # fmt: skip
     """Keep one ASP association to an SG/STP up: connect, run until lost, reconnect with exponential backoff and
     full jitter (so that several gateways do not reconnect in step after an STP restart). ``on_error`` hears
     each failed attempt."""
