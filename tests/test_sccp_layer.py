@@ -84,3 +84,33 @@ def test_udts_is_reported_and_malformed_dropped() -> None:
     assert isinstance(notice, NoticeIndication) and notice.data == b"mine"
     assert notice.cause == ReturnCause.SUBSYSTEM_FAILURE
     assert isinstance(dropped, SccpDropped)
+
+
+def test_drops_carry_a_reason_for_the_counters() -> None:
+    s = layer()
+    s.receive(pd(b"\x09\x00"), 0.0)
+    s.receive(pd(sccp.encode(Udt(0, False, SccpAddress.gt_e164("491700000001", 6), MSC, b"x"))), 0.0)
+    assert [e.reason for e in s.events if isinstance(e, SccpDropped)] == ["malformed", "unequipped-user"]
+
+
+def test_reassemblies_in_progress_are_bounded_and_time_out_in_start_order() -> None:
+    """A peer that opens segmented messages and never finishes them cannot hoard memory (Q.714 §4.1.2.2)."""
+    sender = layer()
+    receiver = SccpLayer(SccpConfig(local_pc=1, local_ssns=frozenset({147}), default_dpc=2, max_reassemblies=4))
+    firsts = []
+    for i in range(6):
+        sender.outgoing.clear()
+        sender.send(GW, MSC, bytes([i]) * 600)
+        firsts.append(sender.outgoing[0][2])
+    for i, first in enumerate(firsts):
+        receiver.receive(pd(first), float(i))
+    assert len(receiver._reassembly) == 4
+    dropped = [e for e in receiver.events if isinstance(e, SccpDropped)]
+    assert [e.reason for e in dropped] == ["reassembly-limit", "reassembly-limit"]
+    udts = sccp.decode(receiver.outgoing[-1][2])
+    assert isinstance(udts, sccp.Udts) and udts.return_cause == ReturnCause.SEGMENTATION_FAILURE
+    receiver.events.clear()
+    assert receiver.next_deadline() == 10.0  # the oldest first
+    receiver.handle_timer(11.5)
+    assert [e.reason for e in receiver.events] == ["reassembly-timeout", "reassembly-timeout"]
+    assert receiver.next_deadline() == 12.0 and len(receiver._reassembly) == 2

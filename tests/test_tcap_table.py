@@ -166,3 +166,37 @@ def test_result_for_unknown_invoke_is_rejected() -> None:
     assert msgs and isinstance(msgs[0], tcap.Continue)
     assert msgs[0].components == (tcap.Reject(9, ProblemKind.RETURN_RESULT, 0),)
     assert d.state is DState.ACTIVE and d.remote == b"\x00\x00\x00\x05"
+
+
+def test_badly_formatted_begin_with_a_derivable_otid_gets_p_abort() -> None:
+    """Q.774 §3.2.1.2: the transaction portion cannot be parsed (here the outer length overruns the message), but the
+    otid can be derived: P-Abort badlyFormattedTransactionPortion to it (it used to be dropped in silence)."""
+    t = table()
+    good = tcap.encode(tcap.Begin(b"\x00\x00\x00\x05", tcap.Aarq(AC), (tcap.Invoke(1, 59, USSD),)))
+    t.receive(b"\x62\x7f" + good[2:], MSC, 0.0)
+    assert sent(t) == [(MSC, tcap.Abort(b"\x00\x00\x00\x05", PAbortCause.BADLY_FORMATTED_TRANSACTION_PORTION))]
+    assert len(t) == 0
+
+
+def test_unrecognized_message_type_with_an_otid_gets_p_abort() -> None:
+    t = table()
+    t.receive(b"\x69\x06\x48\x04\x00\x00\x00\x06", MSC, 0.0)
+    assert sent(t) == [(MSC, tcap.Abort(b"\x00\x00\x00\x06", PAbortCause.UNRECOGNIZED_MESSAGE_TYPE))]
+    t.receive(b"\x69\x02\x01\x00", MSC, 0.0)  # no otid to be derived: discarded
+    assert sent(t) == []
+
+
+def test_incorrect_transaction_portion_and_unaddressable_otids() -> None:
+    t = table()
+    t.receive(b"\x65\x06\x48\x04\x00\x00\x00\x07", MSC, 0.0)  # Continue without its dtid
+    assert sent(t) == [(MSC, tcap.Abort(b"\x00\x00\x00\x07", PAbortCause.INCORRECT_TRANSACTION_PORTION))]
+    t.receive(b"\x62\x07\x48\x05\x01\x02\x03\x04\x05", MSC, 0.0)  # a 5-octet otid cannot be answered (Q.773 §3.1)
+    assert sent(t) == []
+    assert any(isinstance(e, Unhandled) and e.what == "discarded" for e in events(t))
+
+
+def test_resource_limitation_when_the_table_is_full() -> None:
+    t = table(capacity=1)
+    for otid in (b"\x00\x00\x00\x08", b"\x00\x00\x00\x09"):
+        t.receive(tcap.encode(tcap.Begin(otid, tcap.Aarq(AC), (tcap.Invoke(1, 59, USSD),))), MSC, 0.0)
+    assert sent(t) == [(MSC, tcap.Abort(b"\x00\x00\x00\x09", PAbortCause.RESOURCE_LIMITATION))]

@@ -367,7 +367,11 @@ class DialogueTable:
         self.outgoing.append((d.peer, tcap.encode(tcap.Continue(tid_bytes(d.did), d.remote, dialogue, components))))
 
     def p_abort(self, peer: Peer, otid: bytes, cause: int, detail: str) -> None:
-        """Send a P-Abort with ``cause`` to the peer's transaction ``otid`` (Q.774 §3.2.1.2)."""
+        """Send a P-Abort with ``cause`` to the peer's transaction ``otid`` (Q.774 §3.2.1.2); an otid of other than
+        1..4 octets cannot be addressed (Q.773 §3.1: OrigTransactionID is 1..4 octets), so the message is discarded."""
+        if not 1 <= len(otid) <= 4:
+            self.events.append(Unhandled("discarded", f"{detail} (otid of {len(otid)} octets)"))
+            return
         self.outgoing.append((peer, tcap.encode(tcap.Abort(otid, cause))))
         self.events.append(Unhandled(f"p-abort-{PAbortCause(cause).name.lower()}", detail))
 

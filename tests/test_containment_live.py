@@ -1,0 +1,159 @@
+"""Containment against the running daemon: malformed SCCP, TCAP and MAP on an ASP-ACTIVE M3UA association over TCP.
+
+Each case gets the spec's answer (or none, where the spec says discard), moves the counter that shows it, and a
+normal ``*123#`` dial on the SAME association gets the demo menu right after: no message may take the link down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from gateway.codecs import sccp, tcap
+from gateway.codecs.errors import GeneralProblem, InvokeProblem, PAbortCause, ProblemKind
+from gateway.config.load import GatewayConfig, load
+from tests.support.asp import MENU, Asp, data_message
+from tests.support.daemon import default_config, running
+from tests.support.handmade import TC_BEGIN_USSD, pack_gsm7_ussd, tc_begin, ussd_invoke
+
+OTID = b"\x0a\x0b\x0c\x0d"
+STAR123 = pack_gsm7_ussd("*123#")
+
+
+def arg(body: bytes, declared: int | None = None) -> bytes:
+    """A USSD-Arg SEQUENCE around ``body`` (its length as declared, by default the true one)."""
+    return bytes((0x30, len(body) if declared is None else declared)) + body
+
+
+def begin_with(parameter: bytes) -> bytes:
+    return tc_begin([ussd_invoke(1, parameter=parameter)], otid=OTID)
+
+
+def p_abort(cause: int) -> tuple[tuple[object, ...], ...]:
+    return (("abort", OTID, cause),)
+
+
+def shape(msg: tcap.TcapMessage) -> tuple[object, ...]:
+    """What is judged of an answer: its type, the transaction it goes to, and its components or P-Abort cause (our
+    own otid and the AARE are other tests' business)."""
+    if isinstance(msg, tcap.Abort):
+        return ("abort", msg.dtid, msg.p_abort_cause)
+    if isinstance(msg, tcap.Continue):
+        return ("continue", msg.dtid, msg.components)
+    assert isinstance(msg, tcap.End), msg
+    return ("end", msg.dtid, msg.components)
+
+
+REJECT_MISTYPED = (("end", OTID, (tcap.Reject(1, ProblemKind.INVOKE, InvokeProblem.MISTYPED_PARAMETER),)),)
+# Q.774 §3.2.2.2: a component that cannot be parsed is rejected (general problem) in the dialogue; the MAP layer,
+# left with no operation to serve, ends the dialogue.
+REJECT_COMPONENT = (("continue", OTID, (tcap.Reject(1, ProblemKind.GENERAL, GeneralProblem.MISTYPED_COMPONENT),)),
+                    ("end", OTID, ()))  # fmt: skip
+BEGIN = TC_BEGIN_USSD[:4] + OTID + TC_BEGIN_USSD[8:]
+TRUNCATED_UDT = b"\x09\x81\x03\x0e\x19\x0b\x12\x93"  # a UDT cut inside the called party address
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    tcap: bytes  # what the MSC sends, in a UDT to the gateway's GT
+    answer: tuple[tuple[object, ...], ...] | str | None  # the TCAP answers (see shape()), "udts-4", None: discarded
+    metric: str  # a series of /metrics that must grow
+    ssn: int = sccp.SSN_GSMSCF
+
+
+CASES = [
+    # The issue's message: processUnstructuredSS-Request whose USSD-Arg ends in a lone 0x80 (a msisdn tag, no length).
+    Case("ussd-arg-lone-0x80", begin_with(arg(bytes((4, 1, 0x0F, 4, len(STAR123))) + STAR123 + b"\x80")),
+         REJECT_MISTYPED, 'ussd_tcap_rejects_total{direction="tx",problem="invoke-2"}'),
+    # A USSD-Arg cut short: the SEQUENCE declares more than the parameter holds.
+    Case("ussd-arg-cut-short", begin_with(arg(bytes((4, 1, 0x0F, 4, len(STAR123))) + STAR123[:2], declared=16)),
+         REJECT_COMPONENT, 'ussd_tcap_rejects_total{direction="tx",problem="general-1"}'),
+    Case("ussd-string-declared-past-the-end", begin_with(arg(bytes((4, 1, 0x0F, 4, 40)) + STAR123)),
+         REJECT_MISTYPED, 'ussd_tcap_rejects_total{direction="tx",problem="invoke-2"}'),
+    Case("ussd-arg-empty-string", begin_with(arg(bytes((4, 1, 0x0F, 4, 0)))),
+         REJECT_MISTYPED, 'ussd_tcap_rejects_total{direction="tx",problem="invoke-2"}'),
+    # Q.774 §3.2.1.2: a badly formatted transaction portion with a derivable otid -> P-Abort to it.
+    Case("begin-outer-length-too-long", b"\x62\x7f" + BEGIN[2:],
+         p_abort(PAbortCause.BADLY_FORMATTED_TRANSACTION_PORTION),
+         'ussd_tcap_aborts_total{cause="2",direction="tx",kind="p-abort"}'),
+    Case("begin-dialogue-portion-overruns", BEGIN[:8] + b"\x6b\x7f" + BEGIN[10:],
+         p_abort(PAbortCause.BADLY_FORMATTED_TRANSACTION_PORTION),
+         'ussd_tcap_aborts_total{cause="2",direction="tx",kind="p-abort"}'),
+    Case("unrecognized-message-type", b"\x69\x06\x48\x04" + OTID, p_abort(PAbortCause.UNRECOGNIZED_MESSAGE_TYPE),
+         'ussd_tcap_aborts_total{cause="0",direction="tx",kind="p-abort"}'),
+    Case("continue-without-dtid", b"\x65\x06\x48\x04" + OTID, p_abort(PAbortCause.INCORRECT_TRANSACTION_PORTION),
+         'ussd_tcap_aborts_total{cause="3",direction="tx",kind="p-abort"}'),
+    Case("continue-for-unknown-dtid", b"\x65\x0c\x48\x04" + OTID + b"\x49\x04\x7f\x7f\x7f\x7f",
+         p_abort(PAbortCause.UNRECOGNIZED_TRANSACTION_ID),
+         'ussd_tcap_aborts_total{cause="1",direction="tx",kind="p-abort"}'),
+    # An otid of 5 octets cannot be addressed (Q.773 §3.1): discarded, counted.
+    Case("begin-otid-of-5-octets", b"\x62\x07\x48\x05\x01\x02\x03\x04\x05", None,
+         'ussd_tcap_messages_total{direction="rx",tcap_type="begin"}'),
+    # Badly formatted End / Abort: no otid to answer to: discarded (Q.774 §3.2.1.2).
+    Case("end-truncated", b"\x64\x7f\x49\x04\x00\x00\x00\x01", None,
+         'ussd_tcap_messages_total{direction="rx",tcap_type="end"}'),
+    # SCCP: an undecodable message is discarded and counted by reason; an unknown SSN is returned (Q.714 §4.2).
+    Case("sccp-truncated", b"", None, 'ussd_sccp_dropped_total{reason="malformed"}'),
+    Case("sccp-unequipped-ssn", BEGIN, "udts-4", 'ussd_sccp_dropped_total{reason="unequipped-user"}', ssn=99),
+]
+
+
+@pytest.fixture
+async def daemon(tmp_path: Path) -> AsyncIterator[GatewayConfig]:
+    cfg = load(default_config(tmp_path))
+    async with running(cfg):
+        yield cfg
+
+
+async def metric(cfg: GatewayConfig, series: str) -> float:
+    assert cfg.metrics_listen is not None
+    host, port = cfg.metrics_listen
+    async with aiohttp.ClientSession() as http, http.get(f"http://{host}:{port}/metrics") as resp:
+        text = await resp.text()
+    for line in text.splitlines():
+        if line.startswith(series + " "):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+_otids = itertools.count(0x20000)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+async def test_malformed_signalling_is_answered_and_the_same_association_serves_on(case: Case,
+                                                                                    daemon: GatewayConfig) -> None:
+    async def run() -> None:
+        asp = await Asp.connect(daemon.listen_port)
+        try:
+            await asp.up()
+            await asp.activate()
+            assert await asp.dial(next(_otids)) == MENU
+            before = await metric(daemon, case.metric)
+            if case.id == "sccp-truncated":
+                asp.send(data_message(TRUNCATED_UDT))
+            else:
+                asp.send_tcap(case.tcap, ssn=case.ssn)
+            if case.answer == "udts-4":
+                udts = sccp.decode(await asp.data())
+                assert isinstance(udts, sccp.Udts) and udts.return_cause == sccp.ReturnCause.UNEQUIPPED_USER
+            elif case.answer is not None:
+                got = []
+                for _ in case.answer:
+                    udt = sccp.decode(await asp.data())
+                    assert isinstance(udt, sccp.Udt)
+                    got.append(shape(tcap.decode(udt.data)))
+                assert tuple(got) == case.answer
+            assert await asp.quiet() == []
+            assert await metric(daemon, case.metric) > before
+            assert await asp.dial(next(_otids)) == MENU  # the same association, right after
+        finally:
+            await asp.close()
+
+    await asyncio.wait_for(run(), 20)
