@@ -120,7 +120,7 @@ class _Shared:
 class _Connection(web.RequestHandler):
     """aiohttp's connection protocol, plus the header and idle deadlines, the head size and the connection cap."""
 
-    __slots__ = ("_counted", "_head_bytes", "_line_done", "_phase", "_shared", "_size_check", "_timer")
+    __slots__ = ("_counted", "_draining", "_head_bytes", "_line_done", "_phase", "_shared", "_size_check", "_timer")
 
     def __init__(self, manager: web.Server, shared: _Shared, **kwargs: Any) -> None:
         super().__init__(manager, **kwargs)
@@ -131,6 +131,7 @@ class _Connection(web.RequestHandler):
         self._line_done = False  # its request line has ended
         self._size_check = False  # a head-size check is scheduled
         self._counted = False  # in the listener's open connections (not when refused by the cap)
+        self._draining: StreamReader | None = None  # the body aiohttp drains after the answer (lingering)
 
     # -- connection life --
 
@@ -160,6 +161,10 @@ class _Connection(web.RequestHandler):
         if self._shared.open_gauge is not None:
             self._shared.open_gauge.dec()
         super().connection_lost(exc)
+        if self._draining is not None:
+            # aiohttp would go on waiting for the rest of a body the peer can no longer send, for the whole
+            # lingering time (and hold the listener's close that long): there is no more.
+            self._draining.feed_eof()
 
     def data_received(self, data: bytes) -> None:
         if self._phase == _IDLE and data:
@@ -179,10 +184,12 @@ class _Connection(web.RequestHandler):
             self._head_bytes += len(data)
             if self._head_bytes > limit and not self._size_check:
                 # The same bytes may hold a whole head and the start of its body: decide once aiohttp's request
-                # loop, woken by this chunk if it held a whole head, has taken the request (call_soon runs after
-                # that wake-up, which this very call scheduled).
+                # loop has taken the request, if these bytes completed one. Parsing them (below) wakes that loop
+                # with call_soon, so a check scheduled after it runs after the loop took the request.
                 self._size_check = True
+                super().data_received(data)
                 self._loop.call_soon(self._head_size_check)
+                return
         super().data_received(data)
 
     # -- hooks from the request cycle --
@@ -200,10 +207,13 @@ class _Connection(web.RequestHandler):
         result = await super().finish_response(request, resp, start_time)
         # Idle from when both the response is sent and the request's body is in (at once for no body; else when
         # aiohttp's lingering read finishes it): body bytes are not the next request's head.
+        if not request.content.is_eof():
+            self._draining = request.content
         request.content.on_eof(self._exchange_done)
         return result
 
     def _exchange_done(self) -> None:
+        self._draining = None
         if self._phase == _BUSY and self.transport is not None:
             self._phase = _IDLE
             self._arm(self._shared.limits.idle_timeout, self._idle_deadline)
@@ -297,7 +307,7 @@ class HttpListener:
         server = self._runner.server
         assert server is not None
         server.request_factory = _announcing(server.request_factory)
-        server.request_handler = _body_limited(server.request_handler, self.limits.max_body_bytes, self._shared)
+        server.request_handler = _guarded(server.request_handler, self.limits, self._shared)
         limits = self.limits
         loop = asyncio.get_running_loop()
         shared = self._shared
@@ -324,14 +334,15 @@ class HttpListener:
             raise
 
     async def close(self) -> None:
-        """Stop accepting, close the connections (requests in progress may finish), run the cleanup signals."""
-        if self._server is not None:
-            self._server.close()
+        """Stop accepting, close the connections (requests in progress may finish), run the cleanup signals. Once;
+        later calls do nothing."""
+        server, self._server = self._server, None
+        if server is None:
+            return
+        server.close()
         await self._runner.cleanup()
-        if self._server is not None:
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._server.wait_closed(), 5)
-            self._server = None
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(server.wait_closed(), 5)
 
 
 def _announcing(
@@ -351,27 +362,39 @@ def _announcing(
     return make
 
 
-def _body_limited(handler: Callable[[web.BaseRequest], Awaitable[web.StreamResponse]], limit: int,
-                  shared: _Shared) -> Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]:  # fmt: skip
-    """The application's handler behind the body limit: a declared length over it is refused before the handler
-    (and before any 100 Continue), a body that grows past it while the handler reads it is refused then."""
+def _guarded(handler: Callable[[web.BaseRequest], Awaitable[web.StreamResponse]], limits: HttpLimits,
+             shared: _Shared) -> Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]:  # fmt: skip
+    """The application's handler behind the head and body limits. A head that arrived whole in one read is only
+    measured here (the connection counts the bytes of heads still arriving). A declared body length over the
+    limit is refused before the handler (and before any 100 Continue), a body that grows past it while the
+    handler reads it is refused then."""
+    max_body = limits.max_body_bytes
 
-    def too_large() -> web.StreamResponse:
-        shared.count("max_body_bytes")
-        # RFC 9110 §15.5.14: 413 Content Too Large; the server MAY close the connection, which it does (the rest of
-        # the body is drained for at most lingering_time, RFC 9112 §9.6).
-        resp = web.json_response({"error": f"request body larger than {limit} bytes"},
-                                 status=HTTPStatus.REQUEST_ENTITY_TOO_LARGE)  # fmt: skip
+    def refuse(reason: str, status: HTTPStatus, error: str) -> web.StreamResponse:
+        shared.count(reason)
+        resp = web.json_response({"error": error}, status=status)
+        # The connection closes after the answer; a body left unread is drained for at most lingering_time first
+        # (RFC 9112 §9.6), so the client reads the answer rather than a reset.
         resp.force_close()
         return resp
 
     async def handle(request: web.BaseRequest) -> web.StreamResponse:
+        # request line + CRLF, each field line + CRLF, the empty line
+        head = (len(request.method) + len(request.raw_path) + 12
+                + sum(len(name) + len(value) + 4 for name, value in request.raw_headers) + 2)  # fmt: skip
+        if head > limits.max_header_bytes:
+            # RFC 9110 §5.4: a set of fields larger than the server wishes to process MUST get a 4xx; 431 is
+            # RFC 6585 §5's "Request Header Fields Too Large".
+            return refuse("max_header_bytes", HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE,
+                          "request header fields too large")  # fmt: skip
         length = request.content_length
-        if length is not None and length > limit:
-            return too_large()
+        # RFC 9110 §15.5.14: 413 Content Too Large; the server MAY close the connection.
+        too_large = (HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"request body larger than {max_body} bytes")
+        if length is not None and length > max_body:
+            return refuse("max_body_bytes", *too_large)
         try:
-            return await handler(request.clone(client_max_size=limit))
+            return await handler(request.clone(client_max_size=max_body))
         except web.HTTPRequestEntityTooLarge:
-            return too_large()
+            return refuse("max_body_bytes", *too_large)
 
     return handle
