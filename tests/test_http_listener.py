@@ -34,10 +34,15 @@ async def echo_length(request: web.Request) -> web.Response:
     return web.json_response({"received": len(await request.read())})
 
 
+async def boom(request: web.Request) -> web.Response:
+    raise RuntimeError("a fault in the handler")
+
+
 def app() -> web.Application:
     application = web.Application()
     application.router.add_get("/metrics", hello)
     application.router.add_post("/echo", echo_length)
+    application.router.add_get("/boom", boom)
     return application
 
 
@@ -276,3 +281,11 @@ async def test_the_daemons_metrics_listener_cuts_a_silent_connection(tmp_path: P
             text = await resp.text()
         assert 'ussd_http_connections_closed_total{listener="metrics",reason="header_timeout"} 1.0' in text
         assert 'ussd_http_connections_open{listener="metrics"} 1.0' in text  # the scrape itself
+
+
+async def test_a_failing_handler_gets_500_in_json_without_a_traceback() -> None:
+    async with listening(HttpLimits()) as (listener, _), aiohttp.ClientSession() as http:
+        async with http.get(f"http://127.0.0.1:{listener.port}/boom") as resp:
+            body = await resp.text()
+        assert resp.status == 500 and json.loads(body) == {"error": "internal server error"}
+        assert "Traceback" not in body and "RuntimeError" not in body

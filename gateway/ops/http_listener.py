@@ -3,10 +3,11 @@ application, and the push and admin listeners to come) is served through :class:
 opens connections and sends nothing, trickles its request one byte at a time, sends huge heads or bodies, or opens
 thousands of connections, is cut by the same rules everywhere.
 
-What aiohttp (3.9 to 3.14) offers is used as is: ``max_line_size`` and ``max_field_size`` (one request line, one
-header field), ``lingering_time`` (how long an unread body is drained before the connection is closed) and the
-request's ``client_max_size`` (a body read by the handler). What it lacks is added here, by a subclass of its
-connection protocol (:class:`aiohttp.web.RequestHandler`, public methods only) and a protocol factory of our own:
+What aiohttp offers (read from the source of 3.14, the version tested) is used as is: ``max_line_size`` and
+``max_field_size`` (one request line, one header field), ``lingering_time`` (how long an unread body is drained
+before the connection is closed) and the request's ``client_max_size`` (a body read by the handler). What it lacks
+is added here, by a subclass of its connection protocol (:class:`aiohttp.web.RequestHandler`: public methods and
+attributes only) and a protocol factory of our own:
 
 - **header timeout**: from the accept, or from the first byte of a later request on a keep-alive connection,
   until the whole request head has been parsed. A deadline, not an inactivity timer: each byte a slowloris client
@@ -51,8 +52,8 @@ from gateway.ops.metrics import StackMetrics
 class HttpLimits:
     """The limits of one listener; the defaults are the production ones (``[http]`` in the configuration)."""
 
-    idle_timeout: float = 75.0  # s; longer than a one-minute Prometheus scrape interval, so scrapers keep their
-    header_timeout: float = 10.0  # s; connection; a head takes milliseconds, 10 s covers a congested link
+    idle_timeout: float = 75.0  # s; over a one-minute scrape interval, so a scraper keeps its connection
+    header_timeout: float = 10.0  # s; a head takes milliseconds, 10 s covers a congested link
     max_header_bytes: int = 16_384  # request line + header fields; ops and push clients send well under 1 KiB
     max_body_bytes: int = 65_536  # USSD payloads are under 1 KiB; 0 would mean "unlimited" to aiohttp
     max_connections: int = 256  # served at once, per listener
@@ -188,7 +189,7 @@ class _Connection(web.RequestHandler):
                 # with call_soon, so a check scheduled after it runs after the loop took the request.
                 self._size_check = True
                 super().data_received(data)
-                self._loop.call_soon(self._head_size_check)
+                asyncio.get_running_loop().call_soon(self._head_size_check)
                 return
         super().data_received(data)
 
@@ -249,7 +250,7 @@ class _Connection(web.RequestHandler):
     def _arm(self, delay: float, callback: Callable[[], None]) -> None:
         if self._timer is not None:
             self._timer.cancel()
-        self._timer = self._loop.call_later(delay, callback)
+        self._timer = asyncio.get_running_loop().call_later(delay, callback)
 
     def _header_deadline(self) -> None:
         self._timer = None
@@ -306,7 +307,7 @@ class HttpListener:
         await self._runner.setup()  # the application's startup signals run, the application freezes
         server = self._runner.server
         assert server is not None
-        server.request_factory = _announcing(server.request_factory)
+        server.request_factory = _limited_requests(server.request_factory, self.limits.max_body_bytes)
         server.request_handler = _guarded(server.request_handler, self.limits, self._shared)
         limits = self.limits
         loop = asyncio.get_running_loop()
@@ -345,19 +346,21 @@ class HttpListener:
             await asyncio.wait_for(server.wait_closed(), 5)
 
 
-def _announcing(
-    factory: Callable[[RawRequestMessage, StreamReader, web.RequestHandler, AbstractStreamWriter,
-                       asyncio.Task[None]], web.BaseRequest],
-) -> Callable[[RawRequestMessage, StreamReader, web.RequestHandler, AbstractStreamWriter, asyncio.Task[None]],
-              web.BaseRequest]:  # fmt: skip
-    """aiohttp's request factory, which it calls for each parsed head (or parse error) it starts to handle,
-    telling the connection its head is complete: the header deadline stops there."""
+_RequestFactory = Callable[[RawRequestMessage, StreamReader, web.RequestHandler, AbstractStreamWriter,
+                            "asyncio.Task[None]"], web.BaseRequest]  # fmt: skip
+
+
+def _limited_requests(factory: _RequestFactory, max_body: int) -> _RequestFactory:
+    """aiohttp's request factory, which it calls for each parsed head (or parse error) it starts to handle: the
+    connection learns that its head is complete (the header deadline stops there), and the request carries the
+    body limit (the application's own ``client_max_size`` is aiohttp's 1 MiB unless it was built with another).
+    The clone is the one request object aiohttp handles, answers and finishes."""
 
     def make(message: RawRequestMessage, payload: StreamReader, protocol: web.RequestHandler,
              writer: AbstractStreamWriter, task: asyncio.Task[None]) -> web.BaseRequest:  # fmt: skip
         if isinstance(protocol, _Connection):
             protocol.head_complete()
-        return factory(message, payload, protocol, writer, task)
+        return factory(message, payload, protocol, writer, task).clone(client_max_size=max_body)
 
     return make
 
@@ -393,7 +396,7 @@ def _guarded(handler: Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
         if length is not None and length > max_body:
             return refuse("max_body_bytes", *too_large)
         try:
-            return await handler(request.clone(client_max_size=max_body))
+            return await handler(request)
         except web.HTTPRequestEntityTooLarge:
             return refuse("max_body_bytes", *too_large)
 
