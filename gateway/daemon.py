@@ -26,6 +26,7 @@ from gateway.config.load import ConfigError, GatewayConfig, load
 from gateway.ops import logs
 from gateway.ops.cdr import CdrWriter
 from gateway.ops.faults import FaultReporter
+from gateway.ops.http_listener import HttpLimits, HttpListener
 from gateway.ops.metrics import StackMetrics
 from gateway.ops.pcap import PcapWriter
 from gateway.stack.m3ua_asp import (
@@ -72,18 +73,17 @@ async def serve(cfg: GatewayConfig, stop: asyncio.Event,
     log = logs.get("ussd.daemon")
     cleanups: list[Callable[[], Awaitable[None]]] = []
     try:
+        metrics = StackMetrics()
         if cfg.demo_app is not None:
             app = web.Application()
             app.router.add_post("/demo", demo_app)
-            app_runner = web.AppRunner(app, access_log=None)
-            await app_runner.setup()
-            await web.TCPSite(app_runner, *cfg.demo_app).start()
-            cleanups.append(app_runner.cleanup)
+            demo_listener = HttpListener(app, "demo_app", cfg.http_limits, metrics)
+            await demo_listener.start(*cfg.demo_app)
+            cleanups.append(demo_listener.close)
         local = SccpAddress.gt_e164(cfg.global_title, cfg.ssn)
         table = DialogueTable(supported_acs=SUPPORTED_ACS, idle_timeout=cfg.idle_timeout,
                               invoke_timeout=cfg.invoke_timeout, tid_prefix=cfg.tid_prefix,
                               tid_prefix_bits=cfg.tid_prefix_bits)  # fmt: skip
-        metrics = StackMetrics()
         sccp_layer = SccpLayer(SccpConfig(cfg.point_code, frozenset({cfg.ssn}), default_dpc=cfg.network_point_code))
         faults = FaultReporter(metrics)
         node = SignallingNode(local, sccp_layer, table, metrics, faults=faults)
@@ -112,7 +112,7 @@ async def serve(cfg: GatewayConfig, stop: asyncio.Event,
         cleanups.append(manager.drain)
         states: dict[int, tuple[str, str]] = {}  # id(association) -> (name, state), for /readyz
         if cfg.metrics_listen is not None:
-            cleanups.append(await _serve_metrics(metrics, cfg.metrics_listen, states, manager))
+            cleanups.append(await _serve_metrics(metrics, cfg.metrics_listen, states, manager, cfg.http_limits))
         if reload is not None:
             reloader = asyncio.create_task(_reload_routes(cfg.file, reload, manager, log))
             cleanups.append(_canceller(reloader))
@@ -227,9 +227,10 @@ def _stopper(stop: asyncio.Event, tasks: list[asyncio.Task[None]]) -> Callable[[
 
 
 async def _serve_metrics(metrics: StackMetrics, listen: tuple[str, int], states: dict[int, tuple[str, str]],
-                         manager: SessionManager) -> Callable[[], Awaitable[None]]:  # fmt: skip
+                         manager: SessionManager, limits: HttpLimits) -> Callable[[], Awaitable[None]]:  # fmt: skip
     """Prometheus exposition on GET /metrics; GET /healthz (the process answers) and GET /readyz (200 when at least
-    one M3UA association is ASP-ACTIVE, else 503), both JSON, for load balancers and orchestrators."""
+    one M3UA association is ASP-ACTIVE, else 503), both JSON, for load balancers and orchestrators. Served with
+    the ``[http]`` limits, as every listener of the gateway."""
 
     async def prometheus(request: web.Request) -> web.Response:
         return web.Response(body=generate_latest(metrics.registry), content_type="text/plain", charset="utf-8")
@@ -250,10 +251,9 @@ async def _serve_metrics(metrics: StackMetrics, listen: tuple[str, int], states:
     app.router.add_get("/metrics", prometheus)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, *listen).start()
-    return runner.cleanup
+    listener = HttpListener(app, "metrics", limits, metrics)
+    await listener.start(*listen)
+    return listener.close
 
 
 async def _reload_routes(file: str, reload: asyncio.Event, manager: SessionManager, log: Any) -> None:

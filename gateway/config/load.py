@@ -6,11 +6,12 @@ Every section and key is known; a typo is refused rather than silently ignored.
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from gateway.codecs import m3ua
+from gateway.ops.http_listener import HttpLimits
 from gateway.ops.logs import LEVELS
 from gateway.routing.table import RouteConfigError, RouteTable, routes_from_config
 
@@ -25,6 +26,7 @@ _KEYS: dict[str, set[str]] = {
     "demo_app": {"listen"},
     "cdr": {"path"},
     "metrics": {"listen"},
+    "http": {"idle_timeout", "header_timeout", "max_header_bytes", "max_body_bytes", "max_connections"},
     "log": {"level"},
     "pcap": {"path"},
 }  # fmt: skip
@@ -68,6 +70,7 @@ class GatewayConfig:
     log_level: str = "info"
     pcap_path: str | None = None
     drain_timeout: float = 10.0  # at stop, how long sessions in progress may go on (new ones get the busy text)
+    http_limits: HttpLimits = field(default_factory=HttpLimits)  # of every HTTP listener
 
 
 def _get(data: dict[str, Any], file: str, key: str, kind: type, default: Any = ...) -> Any:
@@ -113,6 +116,21 @@ def _check_keys(data: dict[str, Any], file: str) -> None:
                 raise ConfigError(file, f"{section}.{key}", f"unknown key (known: {', '.join(sorted(_KEYS[section]))})")
 
 
+def _http_limits(data: dict[str, Any], file: str) -> HttpLimits:
+    d = HttpLimits()
+    limits = HttpLimits(
+        idle_timeout=_get(data, file, "http.idle_timeout", float, d.idle_timeout),
+        header_timeout=_get(data, file, "http.header_timeout", float, d.header_timeout),
+        max_header_bytes=_get(data, file, "http.max_header_bytes", int, d.max_header_bytes),
+        max_body_bytes=_get(data, file, "http.max_body_bytes", int, d.max_body_bytes),
+        max_connections=_get(data, file, "http.max_connections", int, d.max_connections),
+    )
+    problem = limits.problem()
+    if problem is not None:
+        raise ConfigError(file, f"http.{problem[0]}", problem[1])
+    return limits
+
+
 def load(path: str | Path | None = None) -> GatewayConfig:
     file = str(path or DEFAULT)
     try:
@@ -154,6 +172,7 @@ def load(path: str | Path | None = None) -> GatewayConfig:
     max_sessions = _get(data, file, "sessions.max_active", int, 10_000)
     if max_sessions <= 0:
         raise ConfigError(file, "sessions.max_active", "must be positive")
+    http_limits = _http_limits(data, file)
     demo = data.get("demo_app")
     demo_listen = _hostport(file, "demo_app.listen", _get(data, file, "demo_app.listen", str)) if demo else None
     try:
@@ -174,5 +193,5 @@ def load(path: str | Path | None = None) -> GatewayConfig:
         max_sessions=max_sessions, network_code=_get(data, file, "sessions.network_code", str, ""),
         log_level=_choice(data, file, "log.level", tuple(LEVELS), "info"),
         pcap_path=_get(data, file, "pcap.path", str, None),
-        drain_timeout=_get(data, file, "sessions.drain_timeout", float, 10.0),
+        drain_timeout=_get(data, file, "sessions.drain_timeout", float, 10.0), http_limits=http_limits,
     )  # fmt: skip

@@ -173,6 +173,17 @@ class StackMetrics:
             registry=r,
         )
 
+        self.http_connections_closed = Counter(
+            "ussd_http_connections_closed",
+            "HTTP connections cut by a limit of the listener, by the limit (max_connections: refused at the accept; "
+            "header_timeout, idle_timeout, max_header_bytes, max_body_bytes, bad_request)",
+            ["listener", "reason"],
+            registry=r,
+        )
+        self.http_connections_open = Gauge(
+            "ussd_http_connections_open", "HTTP connections being served, per listener", ["listener"], registry=r
+        )
+
     def child(self, metric: Any, *values: str) -> Any:
         """``metric.labels(*values)``, cached: prometheus_client's labels() costs microseconds per call, and the
         hot path counts several times per message."""
