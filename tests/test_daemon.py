@@ -60,11 +60,11 @@ async def test_default_configuration_serves_the_demo_menu(tmp_path: Path) -> Non
         (lambda t: t.replace("[m3ua]", "[m3ua]\ncolour = 1"), "m3ua.colour", "unknown key"),
         (lambda t: t.replace('role = "sg"', 'role = "asp"'), "m3ua.connect", "missing"),
         (lambda t: t + '\n[log]\nlevel = "loud"\n', "log.level", "not one of"),
-        (lambda t: t + "\n[http]\nheader_timeout = 0\n", "http.header_timeout", "must be positive"),
-        (lambda t: t + '\n[http]\nidle_timeout = "75"\n', "http.idle_timeout", "expected float"),
-        (lambda t: t + "\n[http]\nmax_header_bytes = 100\n", "http.max_header_bytes", "at least 256"),
-        (lambda t: t + "\n[http]\nmax_body_bytes = 1.5\n", "http.max_body_bytes", "expected int"),
-        (lambda t: t + "\n[http]\nmax_conections = 5\n", "http.max_conections", "unknown key"),
+        (lambda t: t.replace("header_timeout = 10.0", "header_timeout = 0"), "http.header_timeout", "must be positive"),
+        (lambda t: t.replace("idle_timeout = 75.0", 'idle_timeout = "75"'), "http.idle_timeout", "expected float"),
+        (lambda t: t.replace("max_header_bytes = 16384", "max_header_bytes = 100"), "http.max_header_bytes", "at least 256"),
+        (lambda t: t.replace("max_body_bytes = 65536", "max_body_bytes = 1.5"), "http.max_body_bytes", "expected int"),
+        (lambda t: t.replace("max_connections = 256", "max_conections = 5"), "http.max_conections", "unknown key"),
     ],
 )
 def test_bad_configuration_is_refused_with_file_key_reason(tmp_path: Path, edit, key: str, reason: str) -> None:  # type: ignore[no-untyped-def]
