@@ -59,6 +59,7 @@ DIAG_PROVIDER = 2  # dialogue-service-provider
 DIAG_NULL = 0
 DIAG_NO_REASON = 1
 DIAG_AC_NOT_SUPPORTED = 2  # application-context-name-not-supported (user) / no-common-dialogue-portion (provider)
+MAX_P_ABORT_CAUSE = 127  # Q.773 §4.2.1 P-AbortCause ::= INTEGER {...} (0..127)
 ABORT_SOURCE_USER = 0
 ABORT_SOURCE_PROVIDER = 1
 
@@ -705,7 +706,10 @@ def _decode_general(buf: bytes) -> TcapMessage:
                 return Abort(dtid)
             t = read_tlv(buf, pos, end)
             if t.tag == TAG_P_ABORT_CAUSE:
-                return Abort(dtid, _read_int(buf, t.start, t.end))
+                cause = _read_int(buf, t.start, t.end)
+                if not 0 <= cause <= MAX_P_ABORT_CAUSE:
+                    raise _bad_tx(f"P-AbortCause {cause} is outside 0..127", None, dtid)
+                return Abort(dtid, cause)
             if t.tag == TAG_DIALOGUE:
                 return Abort(dtid, None, decode_dialogue(buf, t.start, t.end))
             raise _bad_tx("Abort reason is neither a P-Abort cause nor a dialogue portion", None, dtid)
