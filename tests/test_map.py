@@ -139,3 +139,51 @@ def test_fuzz(param: bytes) -> None:
         with contextlib.suppress(CodecError):
             fn(param)
     M.decode_error(34, param)
+
+
+# ---- defects the fuzzers found (fuzz/crashers/map, fuzz/crashers/tcap, fuzz/crashers/layers) --------------------
+
+
+def test_ussd_arg_ending_in_a_lone_0x80_is_a_map_error() -> None:
+    # The fast path read the length octet of msisdn [0] past the end of the parameter (IndexError).
+    with pytest.raises(MapError):
+        M.decode_ussd_arg(bytes.fromhex("300704010f0401aa80"))
+
+
+def test_tc_begin_with_a_truncated_ussd_arg_is_refused_with_codec_errors_only() -> None:
+    from gateway.codecs import layers
+    from tests.support import handmade
+
+    begin = handmade.tc_begin([handmade.ussd_invoke(1, parameter=bytes.fromhex("300704010f0401aa80"))])
+    assert len(begin) < 100
+    inv = tcap.decode(begin).components[0]  # type: ignore[union-attr]
+    with pytest.raises(MapError):
+        M.decode_argument(inv.opcode, inv.parameter)  # type: ignore[union-attr]
+    with pytest.raises(MapError):
+        layers.decode_data(handmade.ussd_begin(begin))
+
+
+@pytest.mark.parametrize("param", ["300604000401aa", "300904020f0f0401aa", "300904010f0401aa0400"])
+def test_asn1tools_ussd_arg_checks_the_sizes_the_hand_tuned_path_checks(param: str) -> None:
+    # empty DCS (IndexError before), two-octet DCS, empty alertingPattern: TS 29.002 §17.7.4, §17.7.3 SIZE (1)
+    with pytest.raises(MapError):
+        map_asn1.decode_ussd_arg(bytes.fromhex(param))
+    with pytest.raises(MapError):
+        M.decode_ussd_arg(bytes.fromhex(param))
+
+
+def test_asn1tools_ussd_res_with_an_empty_dcs_is_a_map_error() -> None:
+    with pytest.raises(MapError):
+        map_asn1.decode_ussd_res(bytes.fromhex("300504000401aa"))
+
+
+@pytest.mark.parametrize("code", [34, 13, 6, 1, 27])
+@pytest.mark.parametrize("diagnostic", [0, 127, 128, 255, 256, 32767])
+def test_map_error_diagnostics_beyond_one_octet_round_trip(code: int, diagnostic: int) -> None:
+    # encode_error put the diagnostic in one octet (ValueError for 256 and up, which decode_error reads from 2)
+    assert M.decode_error(code, M.encode_error(code, diagnostic)).diagnostic == diagnostic
+
+
+def test_map_error_bare_enumerated_longer_than_two_octets_is_kept_raw() -> None:
+    info = M.decode_error(13, bytes.fromhex("0a041b308001"))
+    assert info.diagnostic is None and info.raw == bytes.fromhex("0a041b308001")

@@ -145,3 +145,23 @@ def test_fuzz_mutated(msg: sccp.SccpMessage, data: st.DataObject) -> None:
         raw[data.draw(st.integers(0, len(raw) - 1))] = data.draw(st.integers(0, 255))
     with contextlib.suppress(CodecError):
         sccp.decode(bytes(raw))
+
+
+# ---- defects the fuzzers found (fuzz/crashers/sccp) --------------------------------------------------------------
+
+
+def test_an_address_longer_than_its_length_indicator_allows_is_an_sccp_error() -> None:
+    # Q.713 §3.4.1: one length octet; decode_address raised ValueError building the address' encoding
+    with pytest.raises(SccpError):
+        sccp.decode_address(b"\x12" + b"\x00" * 300)
+
+
+def test_a_message_whose_parts_overlap_cannot_be_re_encoded_and_says_so() -> None:
+    # All three pointers designate the same 200-octet part: decodable, but a re-encoding puts the parts one after
+    # the other and the pointers no longer fit one octet (Q.713 §1.5): SccpError, not ValueError.
+    part = bytes((200, 0x10, 0, 0x12, 4)) + b"\x21" * 196  # GT format 4, 392 digits
+    data = bytes((sccp.UDT, 0, 3, 2, 1)) + part
+    msg = sccp.decode(data)
+    assert msg.called == msg.calling and msg.called.gt is not None and len(msg.called.gt.digits) == 392
+    with pytest.raises(SccpError):
+        sccp.encode(msg)

@@ -140,3 +140,57 @@ def test_deeply_nested_indefinite_lengths_are_a_codec_error(depth: int) -> None:
     data = bytes.fromhex("6280") + bytes.fromhex("3080") * depth + b"\x00\x00" * (depth + 1)
     with pytest.raises(CodecError):
         tcap.decode(data)
+
+
+# ---- defects the fuzzers found (fuzz/crashers/tcap, fuzz/crashers/layers) ----------------------------------------
+
+AC = (0, 4, 0, 0, 1, 0, 19, 2)
+
+
+@pytest.mark.parametrize(
+    "msg",
+    [
+        tcap.End(b"\x01", tcap.Abrt(1920)),  # abort-source was masked to one octet
+        tcap.Begin(b"\x01", None, (tcap.Invoke(1, 59, None, 300),)),  # linked ID was masked
+        tcap.Begin(b"\x01", None, (tcap.Reject(1, 1, 300), tcap.Reject(None, 0, -1))),  # problem: ValueError
+        tcap.Continue(b"\x01", b"\x02", tcap.Aare(AC, 300, 2, 1000)),  # result: a wrong [2] length
+    ],
+)
+def test_integers_decoded_beyond_one_octet_re_encode_whole(msg: tcap.TcapMessage) -> None:
+    data = tcap.encode(msg)
+    assert tcap.decode(data) == msg
+    assert tcap_asn1.decode(data) == msg
+    assert tcap_asn1.encode(msg) == data
+
+
+@pytest.mark.parametrize("component", [
+    "a2 0c 020101 3007 020138 0400 ff00",  # ReturnResult: octets after the result parameter
+    "a3 08 020101 020122 0a01",  # ReturnError: a truncated parameter was kept as it came
+    "a1 0a 020101 02013b 3000 0500",  # Invoke: a second TLV after the argument
+])  # fmt: skip
+def test_a_component_parameter_is_exactly_one_value(component: str) -> None:
+    comp = bytes.fromhex(component.replace(" ", ""))
+    data = bytes((0x62, 5 + len(comp))) + b"\x48\x01\x01\x6c" + bytes((len(comp),)) + comp
+    with pytest.raises(TcapError) as info:
+        tcap.decode(data)
+    assert info.value.reject == (ProblemKind.GENERAL, GeneralProblem.MISTYPED_COMPONENT)
+
+
+@pytest.mark.parametrize("cause", ["fa", "80", "9bffffff", "0100"])
+def test_a_p_abort_cause_outside_0_to_127_is_a_badly_formatted_abort(cause: str) -> None:
+    # Q.773 §4.2.1 P-AbortCause (0..127); any 32-bit value used to come through (and into a metric label)
+    data = bytes.fromhex(f"67{6 + len(cause) // 2 + 2:02x}490401020304" + f"4a{len(cause) // 2:02x}" + cause)
+    for decode in (tcap.decode, tcap_asn1.decode):
+        with pytest.raises(TcapError) as info:
+            decode(data)
+        assert info.value.p_abort_cause == PAbortCause.BADLY_FORMATTED_TRANSACTION_PORTION
+    assert tcap.decode(bytes.fromhex("6709490401020304" + "4a017f")) == tcap.Abort(b"\x01\x02\x03\x04", 127)
+
+
+def test_the_asn1tools_path_checks_the_transaction_id_sizes() -> None:
+    # asn1tools' BER decoder leaves SIZE (1..4) unchecked: a 58-octet dtid came through (fuzz/crashers/tcap_asn1)
+    data = bytes.fromhex("6408493a" + "00" * 58)[:4] + b"\x00" * 58
+    data = bytes((0x64, len(data) - 2)) + data[2:]
+    for decode in (tcap.decode, tcap_asn1.decode):
+        with pytest.raises(TcapError):
+            decode(data)

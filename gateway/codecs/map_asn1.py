@@ -21,7 +21,7 @@ from gateway.codecs.map_dialogue import (
     MapUserAbort,
 )
 from gateway.codecs.map_sms import RoutingInfoForSmArg, RoutingInfoForSmRes
-from gateway.codecs.map_ussd import UssdArg, UssdRes
+from gateway.codecs.map_ussd import UssdArg, UssdRes, _check_string
 
 _USER_ABORT = ("userSpecificReason", "userResourceLimitation", "resourceUnavailable",
                "applicationProcedureCancellation")  # fmt: skip
@@ -52,8 +52,23 @@ def decode_ussd_arg(param: bytes) -> UssdArg:
         raise MapError(f"asn1tools: {exc}") from None
     ap = v.get("alertingPattern")
     ms = v.get("msisdn")
-    return UssdArg(v["ussd-DataCodingScheme"][0], bytes(v["ussd-String"]), None if ap is None else ap[0],
+    if ap is not None and len(ap) != 1:
+        raise MapError("alertingPattern is not one octet")  # TS 29.002 §17.7.3 AlertingPattern (SIZE (1))
+    return UssdArg(_dcs(v), _ussd_string(v), None if ap is None else ap[0],
                    None if ms is None else AddressString.decode(bytes(ms)))  # fmt: skip
+
+
+def _dcs(v: dict[str, Any]) -> int:
+    dcs = v["ussd-DataCodingScheme"]
+    if len(dcs) != 1:  # TS 29.002 §17.7.4 USSD-DataCodingScheme ::= OCTET STRING (SIZE (1))
+        raise MapError("ussd-DataCodingScheme is not one octet")
+    return int(dcs[0])
+
+
+def _ussd_string(v: dict[str, Any]) -> bytes:
+    string = bytes(v["ussd-String"])
+    _check_string(string)  # TS 29.002 §17.7.4 USSD-String (SIZE (1..maxUSSD-StringLength))
+    return string
 
 
 def encode_ussd_res(res: UssdRes) -> bytes:
@@ -65,7 +80,7 @@ def decode_ussd_res(param: bytes) -> UssdRes:
         v = _spec().decode("USSD-Res", param)
     except Exception as exc:
         raise MapError(f"asn1tools: {exc}") from None
-    return UssdRes(v["ussd-DataCodingScheme"][0], bytes(v["ussd-String"]))
+    return UssdRes(_dcs(v), _ussd_string(v))
 
 
 def encode_dialogue_external(pdu: MapDialoguePdu) -> bytes:

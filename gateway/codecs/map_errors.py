@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from typing import NamedTuple
 
-from gateway.codecs.ber import read_tlv, tlv
+from gateway.codecs.ber import encode_integer, read_tlv, tlv
 from gateway.codecs.errors import BerError, MapError
 from gateway.codecs.values import typed_value
 
@@ -76,7 +76,7 @@ def decode_error(code: int, param: bytes | None) -> MapErrorInfo:
         diag = None
         if code in (MapErrorCode.SYSTEM_FAILURE, MapErrorCode.CALL_BARRED):
             # CHOICE: a bare ENUMERATED, or an extensible SEQUENCE holding it
-            if top.tag == 0x0A:
+            if top.tag == 0x0A and 1 <= top.end - top.start <= 2:  # as _first_scalar reads them
                 diag = int.from_bytes(param[top.start : top.end], "big")
             elif top.tag == 0x30:
                 diag = _first_scalar(param, top.start, top.end, (0x0A,))
@@ -96,11 +96,12 @@ def encode_error(code: int, diagnostic: int | None = None) -> bytes | None:
     if diagnostic is None:
         return None
     if code in (MapErrorCode.SYSTEM_FAILURE, MapErrorCode.CALL_BARRED):
-        return bytes((0x0A, 1, diagnostic))
+        return tlv(0x0A, encode_integer(diagnostic))
+    # X.690 §8.3/§8.4: INTEGER and ENUMERATED content in two's complement, as long as the value needs
     if code == MapErrorCode.ABSENT_SUBSCRIBER_SM:
-        return tlv(0x30, bytes((0x02, 1, diagnostic)) if diagnostic < 128 else bytes((0x02, 2, 0, diagnostic)))
+        return tlv(0x30, tlv(0x02, encode_integer(diagnostic)))
     if code == MapErrorCode.UNKNOWN_SUBSCRIBER:
-        return tlv(0x30, bytes((0x0A, 1, diagnostic)))
+        return tlv(0x30, tlv(0x0A, encode_integer(diagnostic)))
     if code == MapErrorCode.ABSENT_SUBSCRIBER:
-        return tlv(0x30, bytes((0x80, 1, diagnostic)))
+        return tlv(0x30, tlv(0x80, encode_integer(diagnostic)))
     raise MapError(f"MAP error {code} has no diagnostic parameter")

@@ -110,7 +110,8 @@ def decode_ussd_arg(param: bytes) -> UssdArg:
         if 0 < slen < 0x80 and pos <= n:
             if pos == n:
                 return UssdArg(param[4], param[7:pos], None, None)
-            if param[pos] == 0x80 and pos + 2 + param[pos + 1] == n:
+            # X.690 §8.1.3: a [0] TLV needs its length octet; a parameter ending in a lone 0x80 is for _fields
+            if pos + 1 < n and param[pos] == 0x80 and pos + 2 + param[pos + 1] == n:
                 return UssdArg(param[4], param[7:pos], None, _msisdn(param[pos + 2 : n]))
     return _decode_ussd_arg(param)
 

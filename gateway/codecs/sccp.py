@@ -230,6 +230,8 @@ def decode_address(raw: bytes) -> SccpAddress:
     """Decode an address (the octets after its length indicator). Cached: addresses repeat."""
     if not raw:
         raise SccpError("empty party address", return_cause=ReturnCause.UNQUALIFIED)
+    if len(raw) > 255:  # Q.713 §3.4.1: the address length indicator is one octet
+        raise SccpError(f"party address of {len(raw)} octets", return_cause=ReturnCause.UNQUALIFIED)
     ai = raw[0]
     pos = 1
     pc = ssn = None
@@ -374,6 +376,14 @@ def _data_lv(data: bytes) -> bytes:
     return bytes((len(data),)) + data
 
 
+def _pointers(*pointers: int) -> bytes:
+    """Q.713 §1.5: a pointer is one octet, so a variable part must start within 255 octets of its pointer (the
+    addresses and data of a decoded message may overlap, and then not fit a re-encoding)."""
+    if max(pointers) > 255:
+        raise SccpError("the variable parts do not fit the one-octet pointers of the message (Q.713 §1.5)")
+    return bytes(pointers)
+
+
 def encode(msg: SccpMessage) -> bytes:
     called = msg.called.lv
     calling = msg.calling.lv
@@ -381,12 +391,13 @@ def encode(msg: SccpMessage) -> bytes:
     if isinstance(msg, Udt):
         pclass = (msg.protocol_class & 0x0F) | (RETURN_ON_ERROR if msg.return_on_error else 0)
         if msg.hop_counter is None:
-            return bytes((UDT, pclass, 3, 2 + len(called), 1 + len(called) + len(calling))) + called + calling + data
+            return bytes((UDT, pclass)) + _pointers(3, 2 + len(called), 1 + len(called) + len(calling)) + called \
+                + calling + data
         fixed = bytes((XUDT, pclass, msg.hop_counter))
     else:
         if msg.hop_counter is None:
             return (
-                bytes((UDTS, msg.return_cause, 3, 2 + len(called), 1 + len(called) + len(calling)))
+                bytes((UDTS, msg.return_cause)) + _pointers(3, 2 + len(called), 1 + len(called) + len(calling))
                 + called + calling + data
             )  # fmt: skip
         fixed = bytes((XUDTS, msg.return_cause, msg.hop_counter))
@@ -398,7 +409,7 @@ def encode(msg: SccpMessage) -> bytes:
     if msg.importance is not None:
         optional += bytes((0x12, 1, msg.importance & 0x07))
     vlen = len(called) + len(calling) + len(data)
-    pointers = bytes((4, 3 + len(called), 2 + len(called) + len(calling), (1 + vlen) if optional else 0))
+    pointers = _pointers(4, 3 + len(called), 2 + len(called) + len(calling), (1 + vlen) if optional else 0)
     return fixed + pointers + called + calling + data + (optional + b"\x00" if optional else b"")
 
 

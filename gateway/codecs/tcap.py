@@ -59,6 +59,7 @@ DIAG_PROVIDER = 2  # dialogue-service-provider
 DIAG_NULL = 0
 DIAG_NO_REASON = 1
 DIAG_AC_NOT_SUPPORTED = 2  # application-context-name-not-supported (user) / no-common-dialogue-portion (provider)
+MAX_P_ABORT_CAUSE = 127  # Q.773 §4.2.1 P-AbortCause ::= INTEGER {...} (0..127)
 ABORT_SOURCE_USER = 0
 ABORT_SOURCE_PROVIDER = 1
 
@@ -231,13 +232,15 @@ def _encode_dialogue(dialogue: Dialogue) -> bytes:
         ref = _DIALOGUE_AS_TLV
     elif isinstance(dialogue, Aare):
         diag = _int(dialogue.diagnostic)
+        result = _int(dialogue.result)
         src_tag = 0xA1 if dialogue.diagnostic_source == DIAG_USER else 0xA2
         rsd = bytes((src_tag, len(diag))) + diag
         apdu_body = (
             _VERSION1
             + _ac(dialogue.application_context)
-            + b"\xa2\x03"
-            + _int(dialogue.result)
+            + b"\xa2"
+            + _len(len(result))  # [2] EXPLICIT INTEGER: the length follows the INTEGER's (X.690 §8.14)
+            + result
             + b"\xa3"
             + _len(len(rsd))
             + rsd
@@ -246,7 +249,8 @@ def _encode_dialogue(dialogue: Dialogue) -> bytes:
         apdu = b"\x61" + _len(len(apdu_body)) + apdu_body
         ref = _DIALOGUE_AS_TLV
     elif isinstance(dialogue, Abrt):
-        apdu_body = bytes((0x80, 1, dialogue.abort_source & 0xFF)) + _user_info(dialogue.user_information)
+        # X.690 §8.3: abort-source is an INTEGER (decoded as up to 4 octets): encode it whole, never masked
+        apdu_body = b"\x80" + _int(dialogue.abort_source)[1:] + _user_info(dialogue.user_information)
         apdu = b"\x64" + _len(len(apdu_body)) + apdu_body
         ref = _DIALOGUE_AS_TLV
     else:
@@ -279,7 +283,7 @@ def encode_component(c: Component) -> bytes:
     if isinstance(c, Invoke):
         body = _int(c.invoke_id)
         if c.linked_id is not None:
-            body += bytes((0x80, 1, c.linked_id & 0xFF))
+            body += b"\x80" + _int(c.linked_id)[1:]  # X.690 §8.3: the whole INTEGER, as decoded
         body += _code(c.opcode)
         if c.parameter is not None:
             body += c.parameter
@@ -293,7 +297,8 @@ def encode_component(c: Component) -> bytes:
     if isinstance(c, ReturnError):
         body = _int(c.invoke_id) + _code(c.error_code) + (c.parameter or b"")
         return b"\xa3" + _len(len(body)) + body
-    body = (b"\x05\x00" if c.invoke_id is None else _int(c.invoke_id)) + bytes((0x80 | c.problem_kind, 1, c.problem))
+    body = (b"\x05\x00" if c.invoke_id is None else _int(c.invoke_id)) + bytes((0x80 | c.problem_kind,)) \
+        + _int(c.problem)[1:]  # X.690 §8.3: the whole INTEGER, as decoded
     return b"\xa4" + _len(len(body)) + body
 
 
@@ -352,7 +357,7 @@ def encode(msg: TcapMessage) -> bytes:
     elif isinstance(msg, Abort):
         body = _tid(0x49, msg.dtid)
         if msg.p_abort_cause is not None:
-            body += bytes((0x4A, 1, msg.p_abort_cause))
+            body += b"\x4a" + _int(msg.p_abort_cause)[1:]  # X.690 §8.3: the cause is an INTEGER, as decoded
         elif msg.dialogue is not None:
             body += encode_dialogue(msg.dialogue)
         return b"\x67" + _len(len(body)) + body
@@ -477,6 +482,17 @@ def _decode_dialogue(buf: bytes, start: int, end: int) -> Dialogue:
     raise BerError(f"dialogue APDU with tag 0x{apdu.tag:02x}")
 
 
+def _parameter(buf: bytes, start: int, end: int) -> bytes | None:
+    """The parameter (argument, result, error parameter) ending a component: absent, or exactly one TLV. Q.773
+    §4.2.2: the parameter is the last element of a non-extensible SEQUENCE, a single value (X.690 §8.1.1); octets
+    after it make the component mistyped (the fast path never took them either)."""
+    if start >= end:
+        return None
+    if read_tlv(buf, start, end).next != end:
+        raise BerError("octets after the component's parameter")
+    return buf[start:end]
+
+
 def _decode_component(buf: bytes, tag: int, start: int, end: int) -> Component:
     first = read_tlv(buf, start, end)
     if tag == TAG_REJECT:
@@ -501,10 +517,7 @@ def _decode_component(buf: bytes, tag: int, start: int, end: int) -> Component:
             linked = _read_int(buf, t.start, t.end)
             t = read_tlv(buf, t.next, end)
         opcode = _read_code(buf, t.tag, t.start, t.end)
-        param = buf[t.next : end] if t.next < end else None
-        if param is not None:
-            read_tlv(buf, t.next, end)  # the parameter must at least be one TLV
-        return Invoke(invoke_id, opcode, param, linked)
+        return Invoke(invoke_id, opcode, _parameter(buf, t.next, end), linked)
     if tag in (TAG_RR_LAST, TAG_RR_NOT_LAST):
         if pos >= end:
             return ReturnResult(invoke_id, None, None, tag == TAG_RR_LAST)
@@ -513,12 +526,11 @@ def _decode_component(buf: bytes, tag: int, start: int, end: int) -> Component:
             raise BerError("ReturnResult result is not a SEQUENCE")
         t = read_tlv(buf, seq.start, seq.end)
         opcode = _read_code(buf, t.tag, t.start, t.end)
-        param = buf[t.next : seq.end] if t.next < seq.end else None
-        return ReturnResult(invoke_id, opcode, param, tag == TAG_RR_LAST)
+        return ReturnResult(invoke_id, opcode, _parameter(buf, t.next, seq.end), tag == TAG_RR_LAST)
     # ReturnError
     t = read_tlv(buf, pos, end)
     code = _read_code(buf, t.tag, t.start, t.end)
-    return ReturnError(invoke_id, code, buf[t.next : end] if t.next < end else None)
+    return ReturnError(invoke_id, code, _parameter(buf, t.next, end))
 
 
 def _peek_invoke_id(buf: bytes, start: int, end: int) -> int | None:
@@ -724,7 +736,10 @@ def _decode_general(buf: bytes) -> TcapMessage:
                 return Abort(dtid)
             t = read_tlv(buf, pos, end)
             if t.tag == TAG_P_ABORT_CAUSE:
-                return Abort(dtid, _read_int(buf, t.start, t.end))
+                cause = _read_int(buf, t.start, t.end)
+                if not 0 <= cause <= MAX_P_ABORT_CAUSE:
+                    raise _bad_tx(f"P-AbortCause {cause} is outside 0..127", None, dtid)
+                return Abort(dtid, cause)
             if t.tag == TAG_DIALOGUE:
                 return Abort(dtid, None, decode_dialogue(buf, t.start, t.end))
             raise _bad_tx("Abort reason is neither a P-Abort cause nor a dialogue portion", None, dtid)

@@ -161,10 +161,22 @@ def encode(msg: tcap.TcapMessage) -> bytes:
     return bytes(spec.encode("TCMessage", (kind[type(msg)], v)))
 
 
+def _check_constraints(v: dict[str, Any]) -> None:
+    """The constraints asn1tools' BER decoder leaves unchecked and the hand-tuned path enforces (Q.773 §4.2.1):
+    transaction IDs of 1..4 octets, a P-AbortCause in 0..127."""
+    for name in ("otid", "dtid"):
+        if name in v and not 1 <= len(v[name]) <= 4:
+            raise ValueError(f"{name} of {len(v[name])} octets (SIZE (1..4))")
+    reason = v.get("reason")
+    if reason is not None and reason[0] == "p-abortCause" and not 0 <= reason[1] <= tcap.MAX_P_ABORT_CAUSE:
+        raise ValueError(f"P-AbortCause {reason[1]} is outside 0..127")
+
+
 def decode(data: bytes) -> tcap.TcapMessage:
     spec = compiled("tcap")
     try:
         kind, v = spec.decode("TCMessage", data)
+        _check_constraints(v)
         dialogue = _dialogue_out(v["dialoguePortion"]) if "dialoguePortion" in v else None
         comps = tuple(_component_out(*c) for c in v.get("components", ()))
         if kind == "begin":

@@ -1,0 +1,1 @@
+"""Coverage-guided fuzz harnesses of the codecs (atheris); see fuzz/README.md."""

@@ -1,0 +1,37 @@
+"""TCAP (gateway/codecs/tcap.py, Q.773): the hand-tuned fast path and the general path behind it.
+
+Checks: contract; the fast path's answer equals the general path's; value round trip through encode; on canonical
+input (encode(decode(x)) == x) the asn1tools reference path (gateway/codecs/tcap_asn1.py) and pycrate read the
+same message (README "Tolerances")."""
+
+from __future__ import annotations
+
+from fuzz import _pycrate_tcap, _tolerances
+from fuzz.driver import Finding, accepts, expect
+from gateway.codecs import tcap, tcap_asn1
+from gateway.codecs.errors import TcapError
+
+
+def test_one_input(data: bytes) -> None:
+    try:
+        msg = tcap.decode(data)
+    except TcapError as exc:
+        partial = exc.partial
+        if partial is not None:
+            expect(isinstance(partial, tcap.Begin | tcap.Continue | tcap.End | tcap.Unidirectional),
+                   "partial is not a TCAP message", partial)  # fmt: skip
+        return
+    try:
+        general = tcap._decode_general(data)
+    except TcapError as exc:
+        raise Finding(f"the fast path accepts what the general path refuses ({exc}): {data.hex()}") from None
+    expect(general == msg, "fast path vs general path", msg, general)
+    encoded = tcap.encode(msg)
+    again = tcap.decode(encoded)
+    expect(again == msg, "TCAP round trip", msg, again)
+    if encoded == data:
+        ref = accepts(tcap_asn1.decode, data)
+        tolerated = _tolerances.big_first_subidentifier(msg) or (ref is None and
+                                                                 _tolerances.indefinite_in_open_types(msg))
+        expect(ref == msg or tolerated, "asn1tools reads another TCAP value", data.hex(), msg, ref)
+        _pycrate_tcap.compare(data, msg)
