@@ -15,12 +15,15 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from gateway.codecs import sccp, tcap
+from gateway.codecs import m3ua, sccp, tcap
+from gateway.codecs import map as map_codec
 from gateway.codecs.errors import GeneralProblem, InvokeProblem, PAbortCause, ProblemKind
 from gateway.config.load import GatewayConfig, load
 from tests.support.asp import MENU, Asp, data_message
 from tests.support.daemon import default_config, running
-from tests.support.handmade import TC_BEGIN_USSD, pack_gsm7_ussd, tc_begin, ussd_invoke
+from tests.support.handmade import TC_BEGIN_USSD, pack_gsm7_ussd, tc_begin, ussd_arg, ussd_invoke
+
+CRASHERS = Path(__file__).resolve().parents[1] / "fuzz" / "crashers"
 
 OTID = b"\x0a\x0b\x0c\x0d"
 STAR123 = pack_gsm7_ussd("*123#")
@@ -56,6 +59,8 @@ REJECT_MISTYPED = (("end", OTID, (tcap.Reject(1, ProblemKind.INVOKE, InvokeProbl
 REJECT_COMPONENT = (("continue", OTID, (tcap.Reject(1, ProblemKind.GENERAL, GeneralProblem.MISTYPED_COMPONENT),)),
                     ("end", OTID, ()))  # fmt: skip
 BEGIN = TC_BEGIN_USSD[:4] + OTID + TC_BEGIN_USSD[8:]
+# A MAP-DialoguePDU EXTERNAL whose map-open's destinationReference declares 15 octets and holds 7
+BAD_MAP_OPEN = bytes.fromhex("2816060704000001010101a00ba009800f91947100000010")
 TRUNCATED_UDT = b"\x09\x81\x03\x0e\x19\x0b\x12\x93"  # a UDT cut inside the called party address
 
 
@@ -79,6 +84,9 @@ CASES = [
          REJECT_MISTYPED, 'ussd_tcap_rejects_total{direction="tx",problem="invoke-2"}'),
     Case("ussd-arg-empty-string", begin_with(arg(bytes((4, 1, 0x0F, 4, 0)))),
          REJECT_MISTYPED, 'ussd_tcap_rejects_total{direction="tx",problem="invoke-2"}'),
+    # TS 29.002 §12.1: a MAP-OpenInfo that cannot be decoded: TC-U-ABORT with MAP-ProviderAbortInfo abnormalDialogue.
+    Case("begin-undecodable-map-open", b"", (("abort", OTID, None),),
+         'ussd_tcap_dialogues_total{initiator="remote",outcome="refused"}'),
     # Q.774 §3.2.1.2: a badly formatted transaction portion with a derivable otid -> P-Abort to it.
     Case("begin-outer-length-too-long", b"\x62\x7f" + BEGIN[2:],
          p_abort(PAbortCause.BADLY_FORMATTED_TRANSACTION_PORTION),
@@ -138,6 +146,8 @@ async def test_malformed_signalling_is_answered_and_the_same_association_serves_
             before = await metric(daemon, case.metric)
             if case.id == "sccp-truncated":
                 asp.send(data_message(TRUNCATED_UDT))
+            elif case.id == "begin-undecodable-map-open":
+                asp.send_tcap(_begin(TC_BEGIN_USSD[50:], (BAD_MAP_OPEN,)))
             else:
                 asp.send_tcap(case.tcap, ssn=case.ssn)
             if case.answer == "udts-4":
@@ -157,3 +167,64 @@ async def test_malformed_signalling_is_answered_and_the_same_association_serves_
             await asp.close()
 
     await asyncio.wait_for(run(), 20)
+
+
+def crasher_messages() -> list[tuple[str, bytes, bool]]:
+    """Every input the fuzzers once crashed a decoder with, put where that decoder meets it on the wire:
+    (name, octets, whether the octets are a whole M3UA message rather than TCAP for a UDT)."""
+    out: list[tuple[str, bytes, bool]] = []
+    for path in sorted(CRASHERS.glob("*/*")):
+        kind, data = path.parent.name, path.read_bytes()
+        name = f"{kind}/{path.name[:12]}"
+        if kind in ("tcap", "tcap_asn1"):
+            out.append((name, data, False))
+        elif kind == "map" and data[:1] == b"\x00":  # a USSD-Arg (fuzz/fuzz_map.py: octet 0 picks the decoder)
+            out.append((name, _begin(data[1:]), False))
+        elif kind == "ussd_string" and data:  # a DCS and a USSD-String
+            out.append((name, _begin(ussd_arg(data[1:90], dcs=data[0], msisdn=None)), False))
+        elif kind == "map_dialogue":  # a MAP-DialoguePDU EXTERNAL as the AARQ's user information
+            out.append((name, _begin(TC_BEGIN_USSD[50:], (data,)), False))
+        elif kind == "sccp":
+            out.append((name, data_message(data), True))
+        elif kind in ("layers", "m3ua", "framer"):
+            out.append((name, data, True))
+            if kind == "layers" and len(data) > 32:  # and its SCCP part, on our routing context and point codes
+                out.append((name + "/sccp", data_message(data[32:]), True))
+    return out
+
+
+def _begin(parameter: bytes, user_information: tuple[bytes, ...] = ()) -> bytes:
+    aarq = tcap.Aarq(map_codec.AC_NETWORK_UNSTRUCTURED_SS_V2, user_information)
+    return tcap.encode(tcap.Begin(OTID, aarq, (tcap.Invoke(1, map_codec.OP_PROCESS_USSR, parameter),)))
+
+
+async def test_every_fuzz_crasher_on_the_live_daemon(daemon: GatewayConfig) -> None:
+    """One association, every crasher of every decoder class in turn: each answer is well formed, the association
+    stays up, a dial works after each, and no defect is left for containment to catch."""
+    cases = crasher_messages()
+    assert {name.split("/")[0] for name, _, _ in cases} >= {"tcap", "map", "sccp", "layers"}
+
+    async def run() -> None:
+        asp = await Asp.connect(daemon.listen_port)
+        try:
+            await asp.up()
+            await asp.activate()
+            for name, octets, whole in cases:
+                if whole:
+                    asp.send(octets)
+                else:
+                    asp.send_tcap(octets)
+                for answer in await asp.quiet():
+                    msg = m3ua.decode(answer)  # every answer is well formed, down to TCAP
+                    if (msg.msg_class, msg.msg_type) == (1, 1):
+                        udt = sccp.decode(m3ua.decode_data(answer).protocol_data.data)
+                        if isinstance(udt, sccp.Udt):
+                            tcap.decode(udt.data)
+                if (msg_state := await asp.dial(next(_otids))) != MENU:
+                    raise AssertionError(f"after {name}: {msg_state!r}")
+        finally:
+            await asp.close()
+
+    await asyncio.wait_for(run(), 60)
+    for where in ("m3ua", "sccp", "tcap", "map", "service", "timer", "transport"):
+        assert await metric(daemon, f'ussd_internal_errors_total{{where="{where}"}}') == 0.0, where

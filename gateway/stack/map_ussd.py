@@ -199,7 +199,13 @@ class UssdService:
             self.table.end(d, (tcap.Reject(inv.invoke_id, ProblemKind.INVOKE, InvokeProblem.MISTYPED_PARAMETER),))
             return
         imsi = None
-        open_info = M.find_map_dialogue(ev.user_information) if ev.user_information else None
+        try:
+            open_info = M.find_map_dialogue(ev.user_information) if ev.user_information else None
+        except CodecError:
+            # TS 29.002 §12.1 / §17.4: a MAP dialogue PDU that cannot be decoded is an abnormal dialogue: TC-U-ABORT
+            # with MAP-ProviderAbortInfo (abnormalDialogue); no operation is served.
+            self.table.u_abort(d, (M.encode_dialogue_external(M.MapProviderAbort()),), outcome="refused")
+            return
         if isinstance(open_info, M.MapOpen) and open_info.destination_reference is not None:
             ref = open_info.destination_reference
             if ref.plan == Plan.LAND_MOBILE:  # HLR relay: the IMSI, E.212 (captures/wiki_m2ua_ussd)
@@ -397,7 +403,10 @@ def _abort_detail(ev: AbortIndication) -> str:
     if ev.p_abort_cause is not None:
         return f"p-abort {ev.p_abort_cause}"
     if isinstance(ev.user_abort, tcap.Abrt | tcap.Aare) and ev.user_abort.user_information:
-        pdu = M.find_map_dialogue(ev.user_abort.user_information)
+        try:
+            pdu = M.find_map_dialogue(ev.user_abort.user_information)
+        except CodecError:
+            return "u-abort (undecodable MAP dialogue PDU)"
         if pdu is not None:
             return type(pdu).__name__
     return "u-abort"
