@@ -33,6 +33,7 @@ HARNESSES: dict[str, int] = {
     "map_dialogue": 256,
     "ussd_string": 200,
     "layers": 640,
+    "node": 2048,  # a program of steps (fuzz/fuzz_node.py)
 }
 
 

@@ -19,6 +19,7 @@ from gateway.codecs import layers, m3ua, sccp, tcap, ussd_string
 from gateway.codecs import map as M
 from gateway.codecs.map_address import AddressString, encode_imsi
 from gateway.codecs.map_dialogue import MapRefuse, MapUserAbort
+from fuzz import fuzz_node
 from tests.support import handmade
 
 ROOT = Path(__file__).resolve().parent
@@ -169,7 +170,7 @@ def main() -> None:
         "m3ua": write("m3ua", m3uas), "framer": write("framer", framer), "sccp": write("sccp", sccps),
         "tcap": write("tcap", tcaps), "tcap_asn1": write("tcap_asn1", tcaps), "map": write("map", maps),
         "map_dialogue": write("map_dialogue", dialogues), "ussd_string": write("ussd_string", texts),
-        "layers": write("layers", stack),
+        "layers": write("layers", stack), "node": write("node", fuzz_node.seeds()),
     }  # fmt: skip
     for name, count in counts.items():
         print(f"{name}: {count} new seeds")

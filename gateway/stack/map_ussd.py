@@ -318,6 +318,13 @@ class UssdService:
                     except CodecError as exc:
                         self._fail(d, pid, "routing", f"mistyped RoutingInfoForSM-Res: {exc}", end=True)
                         return
+                    vlr = res.network_node_number.digits
+                    if not (vlr.isdigit() and len(vlr) <= 15 and res.imsi.isdigit()):
+                        # An MSC/VLR number that is no E.164 number (E.164 §6: up to 15 digits) cannot be a
+                        # called GT, nor an IMSI of other than digits a MAP-OpenInfo: the push cannot be routed.
+                        self._fail(d, pid, "routing", "unusable networkNode-Number or IMSI in the HLR's answer",
+                                   end=isinstance(ev, ContinueIndication))  # fmt: skip
+                        return
                     if isinstance(ev, ContinueIndication):
                         self.table.end(d)
                     self.events.append(PushRouted(pid, res.imsi, res.network_node_number.digits))

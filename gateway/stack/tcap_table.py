@@ -261,6 +261,8 @@ class DialogueTable:
         raise TableFullError("127 invokes pending in one dialogue")
 
     def continue_(self, d: Dialogue, components: tuple[tcap.Component, ...], now: float = 0.0) -> None:
+        if self.dialogues.get(d.did) is not d:
+            return  # already ended (its AbortIndication is on its way to the TC-user): nothing to send
         self.now = max(self.now, now)
         self._track_invokes(d, components, now)
         self._touch(d, now)
@@ -268,6 +270,8 @@ class DialogueTable:
 
     def end(self, d: Dialogue, components: tuple[tcap.Component, ...] = (),
             user_information: tuple[bytes, ...] = ()) -> None:  # fmt: skip
+        if self.dialogues.get(d.did) is not d:
+            return  # already ended: a second TC-END for the same transaction would reach nobody
         if d.remote is None:
             self._release(d, "end-local")  # prearranged end of a dialogue the peer never answered: nothing to send
             return
@@ -279,6 +283,8 @@ class DialogueTable:
 
     def u_abort(self, d: Dialogue, user_information: tuple[bytes, ...] = (), *,
                 outcome: str = "u-abort-sent") -> None:  # fmt: skip
+        if self.dialogues.get(d.did) is not d:
+            return  # already ended (e.g. the idle timer fired in the same tick as an invoke timer): no second abort
         if d.remote is not None:
             abrt: tcap.Dialogue = tcap.Abrt(tcap.ABORT_SOURCE_USER, user_information)
             self.outgoing.append((d.peer, tcap.encode(tcap.Abort(d.remote, None, abrt))))
