@@ -15,11 +15,11 @@ import subprocess
 from collections.abc import Iterable
 from pathlib import Path
 
+from fuzz import fuzz_node
 from gateway.codecs import layers, m3ua, sccp, tcap, ussd_string
 from gateway.codecs import map as M
 from gateway.codecs.map_address import AddressString, encode_imsi
 from gateway.codecs.map_dialogue import MapRefuse, MapUserAbort
-from fuzz import fuzz_node
 from tests.support import handmade
 
 ROOT = Path(__file__).resolve().parent
