@@ -254,11 +254,21 @@ async def test_connections_beyond_the_cap_are_refused_until_one_closes() -> None
         assert closed(metrics, "max_connections") == 1
 
 
+def with_http(path: Path, **values: float) -> None:
+    """Set keys of the [http] section of the configuration file at ``path``."""
+    head, _, rest = path.read_text().partition("\n[http]")
+    section, sep, tail = rest.partition("\n[")
+    for key, value in values.items():
+        section = "\n".join(f"{key} = {value}" if line.split(" ", 1)[0] == key else line
+                             for line in section.split("\n"))  # fmt: skip
+    path.write_text(head + "\n[http]" + section + sep + tail)
+
+
 def test_http_limits_load_from_the_configuration(tmp_path: Path) -> None:
     path = default_config(tmp_path)
     assert load(path).http_limits == HttpLimits()
-    path.write_text(path.read_text() + "\n[http]\nidle_timeout = 30\nheader_timeout = 2.5\nmax_header_bytes = 4096\n"
-                    "max_body_bytes = 1024\nmax_connections = 64\n")  # fmt: skip
+    with_http(path, idle_timeout=30, header_timeout=2.5, max_header_bytes=4096, max_body_bytes=1024,
+              max_connections=64)
     assert load(path).http_limits == HttpLimits(30.0, 2.5, 4096, 1024, 64)
     path.write_text(path.read_text().replace("max_connections = 64", "max_connections = 0"))
     with pytest.raises(ConfigError) as info:
@@ -268,7 +278,7 @@ def test_http_limits_load_from_the_configuration(tmp_path: Path) -> None:
 
 async def test_the_daemons_metrics_listener_cuts_a_silent_connection(tmp_path: Path) -> None:
     path = default_config(tmp_path)
-    path.write_text(path.read_text() + "\n[http]\nheader_timeout = 0.5\n")
+    with_http(path, header_timeout=0.5)
     cfg = load(path)
     assert cfg.metrics_listen is not None
     async with running(cfg):
