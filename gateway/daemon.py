@@ -86,7 +86,7 @@ async def serve(cfg: GatewayConfig, stop: asyncio.Event,
                               tid_prefix_bits=cfg.tid_prefix_bits)  # fmt: skip
         sccp_layer = SccpLayer(SccpConfig(cfg.point_code, frozenset({cfg.ssn}), default_dpc=cfg.network_point_code))
         faults = FaultReporter(metrics)
-        node = SignallingNode(local, sccp_layer, table, metrics, faults=faults)
+        node = SignallingNode(local, sccp_layer, table, observer=metrics, faults=faults)
         ussd = UssdService(table, local, faults=faults)
         http = aiohttp.ClientSession()
         cleanups.append(http.close)

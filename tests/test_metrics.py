@@ -25,5 +25,5 @@ def test_m3ua_counters_use_rfc_names_and_asp_state_is_one_hot() -> None:
 
 def test_registries_are_independent() -> None:
     a, b = StackMetrics(), StackMetrics()
-    a.dialogues_active.set(3)
+    a.dialogues_active_gauge.set(3)
     assert "ussd_tcap_dialogues_active 0.0" in generate_latest(b.registry).decode()

@@ -116,14 +116,14 @@ class StackMetrics:
             ["where"],
             registry=r,
         )
-        self.sccp_dropped = Counter(
+        self.sccp_dropped_total = Counter(
             "ussd_sccp_dropped",
             "Received SCCP messages discarded, by reason (malformed, unequipped-user, hop-counter-violation, "
             "segmentation-failure, reassembly-timeout, reassembly-limit, ...; Q.714 §4.2, §4.1.2.2)",
             ["reason"],
             registry=r,
         )
-        self.dialogues_active = Gauge(
+        self.dialogues_active_gauge = Gauge(
             "ussd_tcap_dialogues_active", "TCAP dialogues in the dialogue table", registry=r
         )
         self.dialogues = Counter(
@@ -204,3 +204,39 @@ class StackMetrics:
     def set_asp_state(self, association: str, state: str) -> None:
         for name in ASP_STATES:
             self.asp_state.labels(association, name).set(1 if name == state else 0)
+
+    # ---- gateway.stack.observer.StackObserver ----
+
+    def asp_state_changed(self, association: str, state: str) -> None:
+        self.set_asp_state(association, state)
+
+    def destination(self, point_code: int, available: bool) -> None:
+        self.destination_available.labels(str(point_code)).set(1 if available else 0)
+
+    def m3ua_error(self, association: str, direction: str, code: str) -> None:
+        self.child(self.m3ua_errors, association, direction, code).inc()
+
+    def sccp_message(self, direction: str, kind: str) -> None:
+        self.child(self.sccp_messages, direction, kind).inc()
+
+    def sccp_dropped(self, reason: str) -> None:
+        self.child(self.sccp_dropped_total, reason).inc()
+
+    def sccp_return(self, direction: str, cause: int) -> None:
+        self.child(self.sccp_return_causes, direction, str(cause)).inc()
+
+    def tcap_message(self, direction: str, kind: str) -> None:
+        self.child(self.tcap_messages, direction, kind).inc()
+
+    def tcap_abort(self, direction: str, kind: str, cause: str) -> None:
+        self.child(self.tcap_aborts, direction, kind, cause).inc()
+
+    def tcap_reject(self, direction: str, problem: str) -> None:
+        self.child(self.tcap_rejects, direction, problem).inc()
+
+    def dialogue_ended(self, initiator: str, outcome: str, seconds: float) -> None:
+        self.child(self.dialogues, initiator, outcome).inc()
+        self.dialogue_duration.observe(max(0.0, seconds))
+
+    def dialogues_active(self, count: int) -> None:
+        self.dialogues_active_gauge.set(count)

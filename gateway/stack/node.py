@@ -11,9 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from gateway.codecs import tcap
-from gateway.codecs.errors import CodecError, PAbortCause, ProblemKind
+from gateway.codecs.errors import CodecError, PAbortCause
 from gateway.codecs.sccp import SccpAddress
-from gateway.ops.metrics import StackMetrics
 from gateway.stack.containment import CountingObserver, FaultObserver, fault
 from gateway.stack.m3ua_asp import (
     AspState,
@@ -26,6 +25,7 @@ from gateway.stack.m3ua_asp import (
     ProtocolErrorSent,
     StateChanged,
 )
+from gateway.stack.observer import NULL, StackObserver
 from gateway.stack.sccp_layer import NoticeIndication, SccpDropped, SccpLayer, UnitdataIndication
 from gateway.stack.tcap_table import AbortIndication, Dialogue, DialogueTable
 from gateway.stack.tid import tid_int
@@ -36,20 +36,13 @@ class SignallingNode:
     local: SccpAddress  # our calling address (GT + SSN)
     sccp: SccpLayer
     table: DialogueTable
-    metrics: StackMetrics | None = None
+    observer: StackObserver = NULL  # the node's and its table's (gateway/stack/observer.py)
     associations: list[M3uaAssociation] = field(default_factory=list)
     undeliverable: int = 0  # SCCP messages with no ACTIVE association to carry them
     faults: FaultObserver = field(default_factory=CountingObserver)
 
     def __post_init__(self) -> None:
-        if self.metrics is not None:
-            self.table.on_end = self._dialogue_ended
-
-    def _dialogue_ended(self, d: Dialogue, outcome: str, now: float) -> None:
-        m = self.metrics
-        assert m is not None
-        m.child(m.dialogues, "local" if d.local else "remote", outcome).inc()
-        m.dialogue_duration.observe(max(0.0, now - d.started))
+        self.table.observer = self.observer
 
     def attach(self, association: M3uaAssociation) -> None:
         if association not in self.associations:
@@ -58,20 +51,19 @@ class SignallingNode:
     # ---- from the network ----
 
     def on_m3ua_event(self, association: M3uaAssociation, event: Event, now: float) -> None:
-        m = self.metrics
-        name = association.config.name
         if isinstance(event, DataReceived):
             self._data_received(event, now)
-        elif isinstance(event, StateChanged):
-            if m is not None:
-                m.set_asp_state(name, event.state.value)
-        elif isinstance(event, DestinationState) and m is not None:
+            return
+        name = association.config.name
+        if isinstance(event, StateChanged):
+            self.observer.asp_state_changed(name, event.state.value)
+        elif isinstance(event, DestinationState):
             for apc in event.point_codes:
-                m.destination_available.labels(str(apc.pc)).set(0 if event.kind == "unavailable" else 1)
-        elif isinstance(event, ErrorReceived | ProtocolErrorSent) and m is not None:
-            m.m3ua_errors.labels(name, "rx" if isinstance(event, ErrorReceived) else "tx", str(event.code)).inc()
-        elif isinstance(event, MalformedErrorReceived) and m is not None:
-            m.m3ua_errors.labels(name, "rx", "malformed").inc()
+                self.observer.destination(apc.pc, event.kind != "unavailable")
+        elif isinstance(event, ErrorReceived | ProtocolErrorSent):
+            self.observer.m3ua_error(name, "rx" if isinstance(event, ErrorReceived) else "tx", str(event.code))
+        elif isinstance(event, MalformedErrorReceived):
+            self.observer.m3ua_error(name, "rx", "malformed")
 
     def _data_received(self, event: DataReceived, now: float) -> None:
         """One M3UA DATA: the containment boundary of the SCCP and TCAP layers (gateway/stack/containment.py).
@@ -119,16 +111,13 @@ class SignallingNode:
             if isinstance(ev, UnitdataIndication):
                 if tcap_data is not None:
                     tcap_data.append((ev.data, ev.calling))
-                if self.metrics is not None:
-                    self.metrics.child(self.metrics.sccp_messages, "rx", "unitdata").inc()
-                    self._count_tcap("rx", ev.data)
+                self.observer.sccp_message("rx", "unitdata")
                 self.table.receive(ev.data, ev.calling, now)
             elif isinstance(ev, NoticeIndication):
-                if self.metrics is not None:
-                    self.metrics.sccp_return_causes.labels("rx", str(ev.cause)).inc()
+                self.observer.sccp_return("rx", ev.cause)
                 self._returned(ev)
-            elif isinstance(ev, SccpDropped) and self.metrics is not None:
-                self.metrics.child(self.metrics.sccp_dropped, ev.reason).inc()
+            elif isinstance(ev, SccpDropped):
+                self.observer.sccp_dropped(ev.reason)
 
     def _returned(self, ev: NoticeIndication) -> None:
         """A message of ours came back (UDTS): the dialogue that sent it has failed (Q.714 §4.2)."""
@@ -150,8 +139,6 @@ class SignallingNode:
         """Move what the table produced down through SCCP to an active association."""
         while self.table.outgoing:
             peer, data = self.table.outgoing.popleft()
-            if self.metrics is not None:
-                self._count_tcap("tx", data)
             called = peer if isinstance(peer, SccpAddress) else None
             if called is None:
                 continue
@@ -167,33 +154,7 @@ class SignallingNode:
             if not assoc.send_data(self.sccp.config.local_pc, dpc, sls, message):
                 self.undeliverable += 1  # the association's queue is full
 
-        if self.metrics is not None:
-            self.metrics.dialogues_active.set(len(self.table))
-
-    def _count_tcap(self, direction: str, data: bytes) -> None:
-        m = self.metrics
-        assert m is not None
-        kind = _tcap_kind(data)
-        m.child(m.tcap_messages, direction, kind).inc()
-        if kind in ("continue", "end") and b"\xa4" in data:  # may hold a Reject (tag A4): rare, worth a decode
-            try:
-                msg = tcap.decode(data)
-            except CodecError:
-                return
-            for c in getattr(msg, "components", ()):
-                if isinstance(c, tcap.Reject):
-                    m.tcap_rejects.labels(direction, f"{ProblemKind(c.problem_kind).name.lower()}-{c.problem}").inc()
-            return
-        if kind == "abort":  # rare: worth decoding for the cause
-            try:
-                msg = tcap.decode(data)
-            except CodecError:
-                return
-            if isinstance(msg, tcap.Abort):
-                if msg.p_abort_cause is not None:
-                    m.tcap_aborts.labels(direction, "p-abort", str(msg.p_abort_cause)).inc()
-                else:
-                    m.tcap_aborts.labels(direction, "u-abort", type(msg.dialogue).__name__.lower()).inc()
+        self.observer.dialogues_active(len(self.table))
 
     def next_deadline(self) -> float | None:
         times = [t for t in (self.table.next_deadline(), self.sccp.next_deadline()) if t is not None]
@@ -203,10 +164,3 @@ class SignallingNode:
         self.table.handle_timer(now)
         self.sccp.handle_timer(now)
         self._sccp_events(now)
-
-
-_KINDS = {0x62: "begin", 0x65: "continue", 0x64: "end", 0x67: "abort", 0x61: "unidirectional"}
-
-
-def _tcap_kind(data: bytes) -> str:
-    return _KINDS.get(data[0], "unknown") if data else "unknown"

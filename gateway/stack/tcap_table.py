@@ -17,16 +17,24 @@ from __future__ import annotations
 
 import enum
 from collections import deque
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Hashable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from gateway.codecs import tcap
 from gateway.codecs.errors import PAbortCause, ProblemKind, ReturnResultProblem, TcapError
+from gateway.stack.observer import NULL, StackObserver
 from gateway.stack.tid import TidAllocator, TidSpaceExhaustedError, tid_bytes, tid_int
 from gateway.stack.timer_wheel import TimerHandle, TimerWheel
 
 Peer = Hashable  # the SCCP address the dialogue talks to; opaque here
+
+# Q.773 §3.1 message types and §3.2 problem kinds, as counter labels
+_KINDS = {tcap.TAG_BEGIN: "begin", tcap.TAG_CONTINUE: "continue", tcap.TAG_END: "end", tcap.TAG_ABORT: "abort",
+          tcap.TAG_UNIDIRECTIONAL: "unidirectional"}  # fmt: skip
+_TYPE_KINDS: dict[type, str] = {tcap.Begin: "begin", tcap.Continue: "continue", tcap.End: "end", tcap.Abort: "abort",
+                                tcap.Unidirectional: "unidirectional"}  # fmt: skip
+_PROBLEM_KINDS = {k.value: k.name.lower() for k in ProblemKind}
 
 
 class DState(enum.Enum):
@@ -135,9 +143,9 @@ class DialogueTable:
         self.outgoing: deque[tuple[Peer, bytes]] = deque()
         self.events: deque[TableEvent] = deque()
         self.now = now  # the latest time the table was given
-        # Told of every dialogue's end: (dialogue, outcome, now); outcomes: end-sent, end-received, end-local,
-        # u-abort-sent, u-abort-received, p-abort-received, refused, protocol-error, idle-timeout, sccp-return.
-        self.on_end: Callable[[Dialogue, str, float], None] | None = None
+        # Told of every message and every dialogue's end; outcomes: end-sent, end-received, end-local, u-abort-sent,
+        # u-abort-received, p-abort-received, refused, protocol-error, idle-timeout, sccp-return, internal-error.
+        self.observer: StackObserver = NULL
 
     def __len__(self) -> int:
         return len(self.dialogues)
@@ -146,11 +154,13 @@ class DialogueTable:
 
     def receive(self, data: bytes, peer: Peer, now: float) -> None:
         self.now = now
+        self.observer.tcap_message("rx", _KINDS.get(data[0], "unknown") if data else "unknown")
         try:
             msg = tcap.decode(data)
         except TcapError as exc:
             self._on_error(exc, peer, now)
             return
+        self._count("rx", msg)
         if isinstance(msg, tcap.Begin):
             self._on_begin(msg, peer, now)
         elif isinstance(msg, tcap.Continue):
@@ -203,7 +213,7 @@ class DialogueTable:
             # AC we would accept for this operation family when there is one of the same family.
             offer = next((a for a in sorted(self.supported_acs, reverse=True) if a[:-1] == ac[:-1]), ac)
             refusal = tcap.Aare(offer, tcap.REJECT_PERMANENT, tcap.DIAG_USER, tcap.DIAG_AC_NOT_SUPPORTED)
-            self.outgoing.append((peer, tcap.encode(tcap.Abort(msg.otid, None, refusal))))
+            self._send(peer, tcap.Abort(msg.otid, None, refusal))
             self.events.append(Unhandled("ac-not-supported", ".".join(map(str, ac))))
             return
         try:
@@ -247,7 +257,7 @@ class DialogueTable:
         d = self._new(peer, DState.INITIAL_SENT, ac, now)
         self._track_invokes(d, components, now)
         msg = tcap.Begin(tid_bytes(d.did), tcap.Aarq(ac, user_information), components)
-        self.outgoing.append((peer, tcap.encode(msg)))
+        self._send(peer, msg)
         return d
 
     def new_invoke_id(self, d: Dialogue) -> int:
@@ -278,7 +288,7 @@ class DialogueTable:
         dialogue = None
         if d.state is DState.INITIAL_RECEIVED and d.ac is not None:
             dialogue = tcap.Aare(d.ac, user_information=user_information)
-        self.outgoing.append((d.peer, tcap.encode(tcap.End(d.remote, dialogue, components))))
+        self._send(d.peer, tcap.End(d.remote, dialogue, components))
         self._release(d, "end-sent")
 
     def u_abort(self, d: Dialogue, user_information: tuple[bytes, ...] = (), *,
@@ -287,7 +297,7 @@ class DialogueTable:
             return  # already ended (e.g. the idle timer fired in the same tick as an invoke timer): no second abort
         if d.remote is not None:
             abrt: tcap.Dialogue = tcap.Abrt(tcap.ABORT_SOURCE_USER, user_information)
-            self.outgoing.append((d.peer, tcap.encode(tcap.Abort(d.remote, None, abrt))))
+            self._send(d.peer, tcap.Abort(d.remote, None, abrt))
         self._release(d, outcome)
 
     # ---- time ----
@@ -370,7 +380,7 @@ class DialogueTable:
         if d.state is DState.INITIAL_RECEIVED:
             dialogue = tcap.Aare(d.ac) if d.ac is not None else None  # the first answer accepts the dialogue
             d.state = DState.ACTIVE
-        self.outgoing.append((d.peer, tcap.encode(tcap.Continue(tid_bytes(d.did), d.remote, dialogue, components))))
+        self._send(d.peer, tcap.Continue(tid_bytes(d.did), d.remote, dialogue, components))
 
     def p_abort(self, peer: Peer, otid: bytes, cause: int, detail: str) -> None:
         """Send a P-Abort with ``cause`` to the peer's transaction ``otid`` (Q.774 §3.2.1.2); an otid of other than
@@ -378,14 +388,31 @@ class DialogueTable:
         if not 1 <= len(otid) <= 4:
             self.events.append(Unhandled("discarded", f"{detail} (otid of {len(otid)} octets)"))
             return
-        self.outgoing.append((peer, tcap.encode(tcap.Abort(otid, cause))))
+        self._send(peer, tcap.Abort(otid, cause))
         self.events.append(Unhandled(f"p-abort-{PAbortCause(cause).name.lower()}", detail))
+
+    def _send(self, peer: Peer, msg: tcap.TcapMessage) -> None:
+        self.outgoing.append((peer, tcap.encode(msg)))
+        self.observer.tcap_message("tx", _TYPE_KINDS[type(msg)])
+        self._count("tx", msg)
+
+    def _count(self, direction: str, msg: tcap.TcapMessage) -> None:
+        """Aborts by cause and Rejects by problem, from the value in hand (Q.773 §3.1, §3.2)."""
+        if isinstance(msg, tcap.Abort):
+            if msg.p_abort_cause is not None:
+                self.observer.tcap_abort(direction, "p-abort", str(msg.p_abort_cause))
+            else:
+                self.observer.tcap_abort(direction, "u-abort", type(msg.dialogue).__name__.lower())
+            return
+        for c in msg.components:
+            if isinstance(c, tcap.Reject):
+                kind = _PROBLEM_KINDS.get(c.problem_kind, str(c.problem_kind))
+                self.observer.tcap_reject(direction, f"{kind}-{c.problem}")
 
     def _release(self, d: Dialogue, outcome: str) -> None:
         if self.dialogues.pop(d.did, None) is None:
             return
-        if self.on_end is not None:
-            self.on_end(d, outcome, self.now)
+        self.observer.dialogue_ended("local" if d.local else "remote", outcome, self.now - d.started)
         if d.idle_timer is not None:
             self.timers.cancel(d.idle_timer)
             d.idle_timer = None

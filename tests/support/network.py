@@ -12,6 +12,7 @@ from gateway.ops.metrics import StackMetrics
 from gateway.sim.network import NetworkSim, Subscriber
 from gateway.stack.map_ussd import SessionStarted, UserAnswered, UssdEvent, UssdService
 from gateway.stack.node import SignallingNode
+from gateway.stack.observer import NULL
 from gateway.stack.sccp_layer import SccpConfig, SccpLayer
 from gateway.stack.tcap_table import DialogueTable, TableEvent
 
@@ -51,7 +52,7 @@ def demo_app(ussd: UssdService, ev: UssdEvent, now: float) -> None:
 def gateway_node(metrics: StackMetrics | None = None) -> Gateway:
     table = DialogueTable(supported_acs=ACS, idle_timeout=30.0, invoke_timeout=20.0, tid_prefix=0xA, tid_prefix_bits=4)
     node = SignallingNode(GW, SccpLayer(SccpConfig(GW_PC, frozenset({sccp.SSN_GSMSCF}), default_dpc=NET_PC)), table,
-                          metrics)
+                          observer=metrics or NULL)
     return Gateway(node, UssdService(table, GW))
 
 
