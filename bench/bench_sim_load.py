@@ -9,7 +9,6 @@ from bench.common import Row
 from gateway.sim.run import dial_many
 from gateway.stack.m3ua_asp import AssociationConfig, Role
 from gateway.transport import tcp
-from gateway.transport.runner import NodeRunner
 from tests.support.network import gateway_node
 
 SESSIONS = 3000
@@ -17,9 +16,9 @@ SESSIONS = 3000
 
 async def _run() -> float:
     gw = gateway_node()
-    runner = NodeRunner(gw.node, gw.on_table_event)
+    host = gw.host()
     server = await tcp.serve("127.0.0.1", 0, AssociationConfig(name="gw", role=Role.SG, routing_contexts=(1,),
-                                                               beat_interval=0), runner.sink, runner.add)
+                                                               beat_interval=0), host.sink, host.add)
     port = server.sockets[0].getsockname()[1]
     try:
         calls = [("491720000001", "*123#", ["1"]) for _ in range(SESSIONS)]

@@ -40,12 +40,12 @@ from gateway.stack.m3ua_asp import (
     Role,
     StateChanged,
 )
-from gateway.stack.map_ussd import UssdService
+from gateway.stack.map_ussd import SessionClosed, SessionStarted, UserAnswered, UssdService
 from gateway.stack.node import SignallingNode
 from gateway.stack.sccp_layer import SccpConfig, SccpLayer
-from gateway.stack.tcap_table import DialogueTable, TableEvent
+from gateway.stack.tcap_table import DialogueTable
 from gateway.transport import sctp, tcp
-from gateway.transport.runner import NodeRunner
+from gateway.transport.host import UssdHost
 
 SUPPORTED_ACS = (map_codec.AC_NETWORK_UNSTRUCTURED_SS_V2, map_codec.AC_SHORT_MSG_GATEWAY_V3,
                  map_codec.AC_SHORT_MSG_GATEWAY_V2)  # fmt: skip
@@ -99,16 +99,14 @@ async def serve(cfg: GatewayConfig, stop: asyncio.Event,
             capture = PcapWriter(cfg.pcap_path)
             cleanups.append(_async(capture.close))
 
-        def on_table_event(ev: TableEvent, now: float) -> None:
-            ussd.handle(ev, now)
-            while ussd.events:
-                manager.on_event(ussd.events.popleft())
-
-        runner = NodeRunner(node, on_table_event)
+        stack = UssdHost(node, ussd)
+        cleanups.append(_async(stack.close))
         app_client = AppClient(http)
         cleanups.append(_async(app_client.close))
-        manager = SessionManager(ussd, cfg.routes, app_client, pump=runner.pump, cdr=cdr, metrics=metrics,
+        manager = SessionManager(stack, cfg.routes, app_client, cdr=cdr, metrics=metrics,
                                  max_sessions=cfg.max_sessions, network_code=cfg.network_code)  # fmt: skip
+        for kind in (SessionStarted, UserAnswered, SessionClosed):
+            stack.on(kind, manager.on_event)
         cleanups.append(manager.drain)
         states: dict[int, tuple[str, str]] = {}  # id(association) -> (name, state), for /readyz
         if cfg.metrics_listen is not None:
@@ -135,12 +133,12 @@ async def serve(cfg: GatewayConfig, stop: asyncio.Event,
             elif isinstance(event, ProtocolErrorSent | ErrorReceived | AssociationLost):
                 log.warning("m3ua.error", association=association.config.name, kind=type(event).__name__,
                             detail=str(event))  # fmt: skip
-            runner.sink(association, event)
+            stack.sink(association, event)
 
         def on_connection(conn: Any) -> None:
             if capture is not None and hasattr(conn, "tap"):
                 conn.tap = _pcap_tap(capture, conn)
-            runner.add(conn)
+            stack.add(conn)
 
         transport: Any = sctp if cfg.transport == "sctp" else tcp
         rcs = (cfg.routing_context,) if cfg.routing_context is not None else ()

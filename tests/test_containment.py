@@ -27,7 +27,7 @@ from gateway.stack.m3ua_asp import AspState, AssociationConfig, DataReceived, M3
 from gateway.stack.map_ussd import SessionClosed, SessionStarted
 from gateway.stack.tcap_table import AbortIndication
 from gateway.transport import tcp
-from gateway.transport.runner import NodeRunner
+from gateway.transport.host import StackHost, UssdHost
 from tests.support.aio import wait_for
 from tests.support.network import GW, MSC, Gateway, gateway_node, network_node
 
@@ -199,32 +199,36 @@ async def test_service_fault_aborts_that_session_only_and_the_runner_goes_on() -
     """The shell's boundary: the TC-user raises on one event; that dialogue is aborted, the next ones are served."""
     gw = gateway_node()
     obs = observed(gw)
-    calls = {"n": 0}
+    host = UssdHost(gw.node, gw.ussd)
+    started: list[SessionStarted] = []
+    closed: list[SessionClosed] = []
 
-    def flaky(event: Any, now: float) -> None:
-        calls["n"] += 1
-        if calls["n"] == 1:
+    def flaky(ev: SessionStarted) -> None:
+        started.append(ev)
+        if len(started) == 1:
             raise RuntimeError("injected fault in the service")
-        gw.on_table_event(event, now)
+        host.reply(ev.session, "Menu")
 
-    runner = NodeRunner(gw.node, flaky)
+    host.on(SessionStarted, flaky)
+    host.on(SessionClosed, closed.append)
     udt = sccp.encode(sccp.Udt(1, True, GW, MSC, begin(ussd_param())))
-    runner.node.on_m3ua_event(ASSOC, DataReceived(m3ua.ProtocolData(2, 1, 3, 2, 0, 0, udt), 1), 0.0)
-    runner.pump()
-    assert obs.count == 1 and obs.last is not None and obs.last.where == "service"
+    host.sink(ASSOC, DataReceived(m3ua.ProtocolData(2, 1, 3, 2, 0, 0, udt), 1))
+    await wait_for(lambda: obs.count == 1)
+    assert obs.last is not None and obs.last.where == "service"
     assert len(gw.node.table) == 0  # TC-U-ABORT sent (no association here: counted undeliverable)
-    assert gw.node.undeliverable == 1
+    assert gw.node.undeliverable == 1 and [c.outcome for c in closed] == ["gateway-error"]
     udt = sccp.encode(sccp.Udt(1, True, GW, MSC, begin(ussd_param(), otid=b"\x00\x00\x00\x07")))
-    runner.node.on_m3ua_event(ASSOC, DataReceived(m3ua.ProtocolData(2, 1, 3, 2, 0, 0, udt), 1), 0.0)
-    runner.pump()
-    assert any(isinstance(e, SessionStarted) for e in gw.app_events) and len(gw.node.table) == 1
+    host.sink(ASSOC, DataReceived(m3ua.ProtocolData(2, 1, 3, 2, 0, 0, udt), 1))
+    await wait_for(lambda: len(started) == 2)
+    await asyncio.sleep(0)
+    assert len(gw.node.table) == 1 and gw.node.undeliverable == 2 and obs.count == 1  # the menu went down
 
 
 async def test_timer_fault_does_not_stop_the_timers(monkeypatch: pytest.MonkeyPatch) -> None:
     gw = gateway_node()
     obs = observed(gw)
     gw.node.table.idle_timeout = 0.05
-    runner = NodeRunner(gw.node, gw.on_table_event)
+    host = gw.host()
     loop = asyncio.get_running_loop()
     real = node.SccpLayer.handle_timer
     failures = [1]
@@ -238,7 +242,7 @@ async def test_timer_fault_does_not_stop_the_timers(monkeypatch: pytest.MonkeyPa
     monkeypatch.setattr(node.SccpLayer, "handle_timer", first_tick_fails)
     gw.node.table.begin(MSC, M.AC_NETWORK_UNSTRUCTURED_SS_V2, (), now=loop.time())
     gw.node.table.timers.schedule(loop.time() + 0.01, (-1, -1))  # an earlier tick, which fails
-    runner.pump()
+    host.schedule()
     await wait_for(lambda: obs.count == 1, 2.0)
     assert obs.last is not None and obs.last.where == "timer"
     await wait_for(lambda: len(gw.node.table) == 0, 2.0)  # the idle timer still fired
@@ -248,39 +252,39 @@ async def test_tcp_association_survives_a_fault_in_its_event_sink() -> None:
     """The transport's last resort: whatever the shell's sink raises, the TCP association stays up."""
     gw = gateway_node()
     sim = network_node()
-    sim_runner = NodeRunner(sim.node, sim.handle)
+    sim_host = StackHost(sim.node, sim)
     reporter = CountingObserver()
     raised = {"n": 0}
-    gw_runner = NodeRunner(gw.node, gw.on_table_event)
+    gw_host = gw.host()
     conns: list[tcp.M3uaTcpProtocol] = []
 
     def sink(association: M3uaAssociation, event: Any) -> None:
         if isinstance(event, DataReceived) and raised["n"] == 0:
             raised["n"] = 1
             raise RuntimeError("injected fault in the shell")
-        gw_runner.sink(association, event)
+        gw_host.sink(association, event)
 
     def on_conn(proto: tcp.M3uaTcpProtocol) -> None:
         proto.faults = reporter
         conns.append(proto)
-        gw_runner.add(proto)
+        gw_host.add(proto)
 
     server = await tcp.serve("127.0.0.1", 0, AssociationConfig(name="gw", role=Role.SG, routing_contexts=(1,),
                                                                 beat_interval=0), sink, on_conn)  # fmt: skip
     port = server.sockets[0].getsockname()[1]
     stop = asyncio.Event()
     client = asyncio.create_task(tcp.run_client("127.0.0.1", port, AssociationConfig(
-        name="sim", role=Role.ASP, routing_contexts=(1,), beat_interval=0), sim_runner.sink,
-        on_connection=sim_runner.add, stop=stop))  # fmt: skip
+        name="sim", role=Role.ASP, routing_contexts=(1,), beat_interval=0), sim_host.sink,
+        on_connection=sim_host.add, stop=stop))  # fmt: skip
     try:
         await wait_for(lambda: bool(conns) and conns[0].association.state is AspState.ACTIVE, 5.0)
         loop = asyncio.get_running_loop()
         first = sim.dial("491720000001", "*123#", ["1"], now=loop.time())
-        sim_runner.pump()
+        sim_host.schedule()
         await wait_for(lambda: reporter.count == 1, 5.0)
         assert reporter.last is not None and reporter.last.where == "transport"
         second = sim.dial("491720000001", "*123#", ["1"], now=loop.time())
-        sim_runner.pump()
+        sim_host.schedule()
         await wait_for(lambda: second.final is not None, 5.0)
         assert second.final == "Balance: 12.50 EUR" and first.final is None
         assert len(conns) == 1 and not conns[0].closed.done()  # the same association carried on

@@ -99,12 +99,12 @@ async def test_texts_in_the_handsets_language(tmp_path: Path) -> None:
                                              'texts = { unknown = { default = "Unknown code", de = "Unbekannter Code",'
                                              ' fr = "Code inconnu" } }'))  # fmt: skip
     cfg = load(path)
-    async with running(cfg), connected("127.0.0.1", cfg.listen_port) as (sim, runner):
+    async with running(cfg), connected("127.0.0.1", cfg.listen_port) as (sim, host):
         loop = asyncio.get_running_loop()
         german = sim.dial("491720000001", "*5#", [], loop.time(), dcs=0x00)
         french = sim.dial("491720000001", "*5#", [], loop.time(), dcs=0x03)
         plain = sim.dial("491720000001", "*5#", [], loop.time())
-        runner.pump()
+        host.schedule()
         await wait_for(lambda: german.done and french.done and plain.done)
     assert (german.final, french.final, plain.final) == ("Unbekannter Code", "Code inconnu", "Unknown code")
 

@@ -13,7 +13,7 @@ from gateway.ops.pcap import PcapWriter
 from gateway.stack.m3ua_asp import AspState, AssociationConfig, Role
 from gateway.stack.map_ussd import Mode, PushDelivered, PushFailed, PushRouted
 from gateway.transport import tcp
-from gateway.transport.runner import NodeRunner
+from gateway.transport.host import StackHost
 from tests.support import tshark
 from tests.support.aio import wait_for
 from tests.support.network import HLR, MENU, gateway_node, network_node
@@ -24,8 +24,8 @@ async def test_pull_and_push_between_simulator_and_gateway(tmp_path: Path) -> No
     metrics = StackMetrics()
     gw = gateway_node(metrics)
     sim = network_node()
-    gw_runner = NodeRunner(gw.node, gw.on_table_event)
-    sim_runner = NodeRunner(sim.node, sim.handle)
+    gw_host = gw.host()
+    sim_host = StackHost(sim.node, sim)
     capture = PcapWriter(tmp_path / "e2e.pcap")
     loop = asyncio.get_running_loop()
 
@@ -37,10 +37,10 @@ async def test_pull_and_push_between_simulator_and_gateway(tmp_path: Path) -> No
 
     def on_gw_conn(proto: tcp.M3uaTcpProtocol) -> None:
         proto.tap = tap_from(("127.0.0.1", 2905), ("127.0.0.2", 40000))
-        gw_runner.add(proto)
+        gw_host.add(proto)
 
     server = await tcp.serve("127.0.0.1", 0, AssociationConfig(name="gw", role=Role.SG, routing_contexts=(1,),
-                                                                beat_interval=0), gw_runner.sink, on_gw_conn,
+                                                                beat_interval=0), gw_host.sink, on_gw_conn,
                              metrics=metrics)
     port = server.sockets[0].getsockname()[1]
     sim_conns: list[tcp.M3uaTcpProtocol] = []
@@ -48,31 +48,30 @@ async def test_pull_and_push_between_simulator_and_gateway(tmp_path: Path) -> No
     def on_sim_conn(proto: tcp.M3uaTcpProtocol) -> None:
         proto.tap = tap_from(("127.0.0.2", 40000), ("127.0.0.1", 2905))
         sim_conns.append(proto)
-        sim_runner.add(proto)
+        sim_host.add(proto)
 
     stop = asyncio.Event()
     client = asyncio.create_task(tcp.run_client("127.0.0.1", port, AssociationConfig(
-        name="sim", role=Role.ASP, routing_contexts=(1,), beat_interval=0), sim_runner.sink,
+        name="sim", role=Role.ASP, routing_contexts=(1,), beat_interval=0), sim_host.sink,
         on_connection=on_sim_conn, backoff_initial=0.05, stop=stop))
     try:
         await wait_for(lambda: bool(sim_conns) and sim_conns[-1].association.state is AspState.ACTIVE)
         # Pull: the bank menu, then the balance; and an unknown code.
         s1 = sim.dial("491720000001", "*123#", ["1"], now=loop.time())
         s2 = sim.dial("491720000001", "*999#", [], now=loop.time())
-        sim_runner.pump()
+        sim_host.schedule()
         await wait_for(lambda: s1.done and s2.done)
         assert (s1.menus, s1.final, s1.error) == ([MENU], "Balance: 12.50 EUR", None)
         assert s1.status == "ended" and s2.final == "Unknown service code"
         # The user cancels at the menu.
         s3 = sim.dial("491720000001", "*123#", [], now=loop.time())
-        sim_runner.pump()
+        sim_host.schedule()
         await wait_for(lambda: s3.done)
         assert s3.error == "user-cancelled" and s3.status == "network-error"
         # Push: delivered, VLR busy, HLR says absent.
-        ok = gw.ussd.push("491720000001", "Your code is 1234", hlr=HLR, mode=Mode.NOTIFY, now=loop.time())
-        busy = gw.ussd.push("491720000002", "x", hlr=HLR, now=loop.time())
-        absent = gw.ussd.push("491720000003", "x", hlr=HLR, now=loop.time())
-        gw_runner.pump()
+        ok = gw_host.push("491720000001", "Your code is 1234", hlr=HLR, mode=Mode.NOTIFY)
+        busy = gw_host.push("491720000002", "x", hlr=HLR)
+        absent = gw_host.push("491720000003", "x", hlr=HLR)
         await wait_for(lambda: sum(isinstance(e, PushDelivered | PushFailed) for e in gw.app_events) == 3)
         outcome = {e.push: e for e in gw.app_events if isinstance(e, PushDelivered | PushFailed)}
         assert outcome[ok] == PushDelivered(ok, None)

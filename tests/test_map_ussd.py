@@ -54,7 +54,7 @@ class Net:
 
     def dial(self, text: str, user_information: tuple[bytes, ...] = ()) -> None:
         arg = M.encode_ussd_arg(M.ussd_arg(text, msisdn="491720000001"))
-        self.net.begin(GW, M.AC_NETWORK_UNSTRUCTURED_SS_V2, (tcap.Invoke(1, 59, arg),), user_information)
+        self.net.begin(GW, M.AC_NETWORK_UNSTRUCTURED_SS_V2, (tcap.Invoke(1, 59, arg),), user_information, now=0.0)
         self.pump()
 
     def app_events(self) -> list[object]:
@@ -72,14 +72,14 @@ def test_pull_menu_answer_and_final_text() -> None:
     (started,) = n.app_events()
     assert isinstance(started, SessionStarted)
     assert (started.text, started.msisdn, started.imsi, started.peer) == ("*123#", "491720000001", None, MSC)
-    n.gw.reply(started.session, "1. Balance\n2. Top-up")
+    n.gw.reply(started.session, "1. Balance\n2. Top-up", 0.0)
     n.pump()
     cont = n.net_last(ContinueIndication)
     assert isinstance(cont, ContinueIndication) and cont.accepted  # the AARE accepted the MSC's dialogue
     inv = cont.components[0]
     assert isinstance(inv, tcap.Invoke) and inv.opcode == 60
     assert M.decode_ussd_arg(inv.parameter or b"").text() == "1. Balance\n2. Top-up"
-    n.net.continue_(cont.dialogue, (tcap.ReturnResult(inv.invoke_id, 60, M.encode_ussd_res(M.ussd_res("1"))),))
+    n.net.continue_(cont.dialogue, (tcap.ReturnResult(inv.invoke_id, 60, M.encode_ussd_res(M.ussd_res("1"))),), 0.0)
     n.pump()
     (answer,) = n.app_events()
     assert answer == UserAnswered(started.session, "1", 0x0F)
@@ -107,7 +107,7 @@ def test_user_abort_and_map_error_during_a_session() -> None:
     n = Net()
     n.dial("*123#")
     (started,) = n.app_events()
-    n.gw.reply(started.session, "Menu")
+    n.gw.reply(started.session, "Menu", 0.0)
     n.pump()
     cont = n.net_last(ContinueIndication)
     n.net.u_abort(cont.dialogue)  # type: ignore[attr-defined]
@@ -115,7 +115,7 @@ def test_user_abort_and_map_error_during_a_session() -> None:
     assert n.app_events() == [SessionClosed(started.session, "user-aborted", "u-abort")]
     n.dial("*124#")
     (s2,) = n.app_events()
-    n.gw.reply(s2.session, "Menu")  # type: ignore[attr-defined]
+    n.gw.reply(s2.session, "Menu", 0.0)  # type: ignore[attr-defined]
     n.pump()
     cont = n.net_last(ContinueIndication)
     inv = cont.components[0]  # type: ignore[attr-defined]
@@ -126,11 +126,11 @@ def test_user_abort_and_map_error_during_a_session() -> None:
 
 def test_unserved_operation_and_mistyped_argument_are_rejected() -> None:
     n = Net()
-    n.net.begin(GW, M.AC_NETWORK_UNSTRUCTURED_SS_V2, (tcap.Invoke(1, 19, b"\x30\x00"),))
+    n.net.begin(GW, M.AC_NETWORK_UNSTRUCTURED_SS_V2, (tcap.Invoke(1, 19, b"\x30\x00"),), now=0.0)
     n.pump()
     end = n.net_last(EndIndication)
     assert end.components == (tcap.Reject(1, ProblemKind.INVOKE, InvokeProblem.UNRECOGNIZED_OPERATION),)  # type: ignore[attr-defined]
-    n.net.begin(GW, M.AC_NETWORK_UNSTRUCTURED_SS_V2, (tcap.Invoke(3, 59, b"\x30\x03\x04\x01\x0f"),))
+    n.net.begin(GW, M.AC_NETWORK_UNSTRUCTURED_SS_V2, (tcap.Invoke(3, 59, b"\x30\x03\x04\x01\x0f"),), now=0.0)
     n.pump()
     end = n.net_last(EndIndication)
     assert end.components == (tcap.Reject(3, ProblemKind.INVOKE, InvokeProblem.MISTYPED_PARAMETER),)  # type: ignore[attr-defined]
@@ -152,7 +152,7 @@ def _answer_sri(n: Net, imsi: str = "262011234567890", vlr: str = "491720000009"
 
 def test_push_notify_routed_and_acknowledged() -> None:
     n = Net()
-    pid = n.gw.push("491720000001", "Your code is 1234", hlr=HLR, mode=Mode.NOTIFY)
+    pid = n.gw.push("491720000001", "Your code is 1234", hlr=HLR, mode=Mode.NOTIFY, now=0.0)
     n.pump()
     _answer_sri(n)
     begin = n.net_last(BeginIndication)
@@ -171,13 +171,13 @@ def test_push_notify_routed_and_acknowledged() -> None:
 
 def test_push_request_answered() -> None:
     n = Net()
-    pid = n.gw.push("491720000001", "Accept? 1=Yes", hlr=HLR, mode=Mode.REQUEST)
+    pid = n.gw.push("491720000001", "Accept? 1=Yes", hlr=HLR, mode=Mode.REQUEST, now=0.0)
     n.pump()
     _answer_sri(n)
     begin = n.net_last(BeginIndication)
     inv = begin.components[0]  # type: ignore[attr-defined]
     assert inv.opcode == 60
-    n.net.continue_(begin.dialogue, (tcap.ReturnResult(inv.invoke_id, 60, M.encode_ussd_res(M.ussd_res("1"))),))  # type: ignore[attr-defined]
+    n.net.continue_(begin.dialogue, (tcap.ReturnResult(inv.invoke_id, 60, M.encode_ussd_res(M.ussd_res("1"))),), 0.0)  # type: ignore[attr-defined]
     n.pump()
     assert n.app_events()[-1] == PushDelivered(pid, "1")
     assert len(n.gw.table) == 0 and len(n.net) == 0  # the gateway closed the dialogue the VLR kept open
@@ -185,14 +185,14 @@ def test_push_request_answered() -> None:
 
 def test_push_failures() -> None:
     n = Net()
-    pid = n.gw.push("491720000001", "x", hlr=HLR)
+    pid = n.gw.push("491720000001", "x", hlr=HLR, now=0.0)
     n.pump()
     begin = n.net_last(BeginIndication)
     inv = begin.components[0]  # type: ignore[attr-defined]
     n.net.end(begin.dialogue, (tcap.ReturnError(inv.invoke_id, 6, M.encode_error(6, 1)),))  # type: ignore[attr-defined]
     n.pump()
     assert n.app_events() == [PushFailed(pid, "routing", "absent_subscriber_sm", 6)]
-    pid2 = n.gw.push("491720000001", "x", hlr=HLR)
+    pid2 = n.gw.push("491720000001", "x", hlr=HLR, now=0.0)
     n.pump()
     _answer_sri(n)
     begin = n.net_last(BeginIndication)
@@ -204,7 +204,7 @@ def test_push_failures() -> None:
 
 def test_hlr_without_v3_gets_v2() -> None:
     n = Net(net_acs=[M.AC_NETWORK_UNSTRUCTURED_SS_V2, M.AC_SHORT_MSG_GATEWAY_V2])
-    pid = n.gw.push("491720000001", "x", hlr=HLR)
+    pid = n.gw.push("491720000001", "x", hlr=HLR, now=0.0)
     n.pump()
     begin = n.net_last(BeginIndication)
     assert isinstance(begin, BeginIndication) and begin.ac == M.AC_SHORT_MSG_GATEWAY_V2

@@ -31,7 +31,7 @@ def test_rejects_and_aborts_are_counted_by_cause() -> None:
 
 def test_udts_fails_the_dialogue_that_sent() -> None:
     gw = gateway_node()
-    d = gw.node.table.begin(MSC, M.AC_NETWORK_UNSTRUCTURED_SS_V2, (tcap.Invoke(1, 61, b"\x30\x00"),))
+    d = gw.node.table.begin(MSC, M.AC_NETWORK_UNSTRUCTURED_SS_V2, (tcap.Invoke(1, 61, b"\x30\x00"),), now=0.0)
     _, begin = gw.node.table.outgoing.popleft()
     returned = sccp.service_for(sccp.Udt(1, True, MSC, GW, begin), sccp.ReturnCause.NO_TRANSLATION_FOR_ADDRESS)
     gw.node.on_m3ua_event(M3uaAssociation(AssociationConfig()), deliver(returned), 1.0)

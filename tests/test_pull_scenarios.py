@@ -80,15 +80,15 @@ async def test_graceful_stop_lets_sessions_finish_and_refuses_new_ones(tmp_path:
             while not ready:
                 await asyncio.sleep(0.01)
             port = int(str(ready[0]["m3ua"]).rsplit(":", 1)[1])
-            async with connected("127.0.0.1", port) as (sim, runner):
+            async with connected("127.0.0.1", port) as (sim, host):
                 loop = asyncio.get_running_loop()
                 held = sim.dial("491720004001", "*252#", [], loop.time())  # the application holds it 0.5 s
-                runner.pump()
+                host.schedule()
                 await wait_for(lambda: bool(apps.received.get("hold")))
                 stop.set()
                 await asyncio.sleep(0.05)
                 late = sim.dial("491720004002", "*245#", ["1"], loop.time())
-                runner.pump()
+                host.schedule()
                 await wait_for(lambda: late.done)
                 assert not held.done  # refused at once, while the held one is still in progress
                 await wait_for(lambda: held.done)

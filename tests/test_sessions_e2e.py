@@ -18,9 +18,9 @@ from gateway.ops.cdr import CdrWriter
 from gateway.routing.table import Route, RouteTable
 from gateway.sim.run import dial_many
 from gateway.stack.m3ua_asp import AssociationConfig, Role
-from gateway.stack.tcap_table import TableEvent
+from gateway.stack.map_ussd import SessionClosed, SessionStarted, UserAnswered
 from gateway.transport import tcp
-from gateway.transport.runner import NodeRunner
+from gateway.transport.host import UssdHost
 from tests.support.http import serving
 from tests.support.network import gateway_node
 
@@ -70,19 +70,15 @@ async def test_pull_sessions_to_http_apps(apps: tuple[str, list[dict[str, str]]]
     ])
     gw = gateway_node()
     manager_box: list[SessionManager] = []
-
-    def on_table_event(ev: TableEvent, now: float) -> None:
-        gw.ussd.handle(ev, now)
-        while gw.ussd.events:
-            manager_box[0].on_event(gw.ussd.events.popleft())
-
-    runner = NodeRunner(gw.node, on_table_event)
+    host = UssdHost(gw.node, gw.ussd)
     cdr_path = tmp_path / "cdr.jsonl"
     async with aiohttp.ClientSession() as http:
         with CdrWriter(cdr_path) as cdr:
-            manager_box.append(SessionManager(gw.ussd, routes, AppClient(http), pump=runner.pump, cdr=cdr))
+            manager_box.append(SessionManager(host, routes, AppClient(http), cdr=cdr))
+            for kind in (SessionStarted, UserAnswered, SessionClosed):
+                host.on(kind, manager_box[0].on_event)
             server = await tcp.serve("127.0.0.1", 0, AssociationConfig(name="gw", role=Role.SG, routing_contexts=(1,),
-                                                                       beat_interval=0), runner.sink, runner.add)
+                                                                       beat_interval=0), host.sink, host.add)
             port = server.sockets[0].getsockname()[1]
             try:
                 calls = [("491720000001", "*245#", ["1"]), ("491720000001", "*245*2#", []),

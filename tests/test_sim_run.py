@@ -9,15 +9,14 @@ import sys
 from gateway.sim.run import dial_many
 from gateway.stack.m3ua_asp import AssociationConfig, Role
 from gateway.transport import tcp
-from gateway.transport.runner import NodeRunner
 from tests.support.network import MENU, gateway_node
 
 
 async def start_gateway() -> tuple[asyncio.Server, int]:
     gw = gateway_node()
-    runner = NodeRunner(gw.node, gw.on_table_event)
+    host = gw.host()
     server = await tcp.serve("127.0.0.1", 0, AssociationConfig(name="gw", role=Role.SG, routing_contexts=(1,),
-                                                               beat_interval=0), runner.sink, runner.add)
+                                                               beat_interval=0), host.sink, host.add)
     return server, server.sockets[0].getsockname()[1]
 
 

@@ -106,7 +106,7 @@ def test_bad_component_gets_reject_in_the_dialogue() -> None:
     t = table()
     begin_from_msc(t)
     d = events(t)[0].dialogue  # type: ignore[attr-defined]
-    t.continue_(d, (tcap.Invoke(t.new_invoke_id(d), 60, USSD),))
+    t.continue_(d, (tcap.Invoke(t.new_invoke_id(d), 60, USSD),), now=0.0)
     sent(t)
     bad = bytes.fromhex("a1 03 02 01 07".replace(" ", ""))  # Invoke without an operation code
     body = bytes.fromhex("480400000007") + b"\x49\x04" + tid_bytes(d.did) + bytes((0x6C, len(bad))) + bad
@@ -144,13 +144,13 @@ def test_push_begin_answered_end_refused_and_aborted() -> None:
     t.receive(tcap.encode(tcap.End(tid_bytes(d.did), tcap.Aare(AC), (tcap.ReturnResult(1, None, None),))), "vlr", 1.0)
     (end,) = events(t)
     assert isinstance(end, EndIndication) and len(t) == 0 and len(t.timers) == 0
-    d2 = t.begin("vlr", AC, (tcap.Invoke(1, 61, USSD),))
+    d2 = t.begin("vlr", AC, (tcap.Invoke(1, 61, USSD),), now=0.0)
     sent(t)
     refusal = tcap.Aare(AC, tcap.REJECT_PERMANENT, tcap.DIAG_USER, tcap.DIAG_AC_NOT_SUPPORTED)
     t.receive(tcap.encode(tcap.Abort(tid_bytes(d2.did), None, refusal)), "vlr", 1.0)
     (ab,) = events(t)
     assert isinstance(ab, AbortIndication) and ab.user_abort == refusal
-    d3 = t.begin("vlr", AC, (tcap.Invoke(1, 61, USSD),))
+    d3 = t.begin("vlr", AC, (tcap.Invoke(1, 61, USSD),), now=0.0)
     t.receive(tcap.encode(tcap.Abort(tid_bytes(d3.did), PAbortCause.RESOURCE_LIMITATION)), "vlr", 1.0)
     (ab3,) = events(t)
     assert isinstance(ab3, AbortIndication) and ab3.p_abort_cause == PAbortCause.RESOURCE_LIMITATION
@@ -158,7 +158,7 @@ def test_push_begin_answered_end_refused_and_aborted() -> None:
 
 def test_result_for_unknown_invoke_is_rejected() -> None:
     t = table()
-    d = t.begin("vlr", AC, (tcap.Invoke(1, 60, USSD),))
+    d = t.begin("vlr", AC, (tcap.Invoke(1, 60, USSD),), now=0.0)
     sent(t)
     t.receive(tcap.encode(tcap.Continue(b"\x00\x00\x00\x05", tid_bytes(d.did), tcap.Aare(AC),
                                         (tcap.ReturnResult(9, 60, M.encode_ussd_res(M.ussd_res("?"))),))), "vlr", 0.0)

@@ -18,9 +18,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from gateway.apps.client import AppClient, AppError
 from gateway.apps.dialects import AppRequest, EndNotice
@@ -30,7 +30,7 @@ from gateway.ops import logs
 from gateway.ops.cdr import Cdr, CdrWriter, mask
 from gateway.ops.metrics import StackMetrics
 from gateway.routing.table import Route, RouteTable
-from gateway.stack.map_ussd import SessionClosed, SessionStarted, UserAnswered, UssdEvent, UssdService
+from gateway.stack.map_ussd import SessionClosed, SessionStarted, UserAnswered, UssdEvent
 
 DEFAULT_TEXTS = {
     "unknown": "Unknown service code.",
@@ -38,6 +38,17 @@ DEFAULT_TEXTS = {
     "error": "Service unavailable, please try later.",
     "timeout": "Service unavailable, please try later.",
 }
+
+
+class UssdPort(Protocol):
+    """What the session manager does to a session (gateway/transport/host.py's UssdHost: it supplies the time and
+    sends at the end of the loop turn)."""
+
+    def reply(self, session: int, text: str) -> None: ...
+
+    def finish(self, session: int, text: str) -> None: ...
+
+    def abort(self, session: int, outcome: str) -> None: ...
 
 
 @dataclass(slots=True)
@@ -53,14 +64,13 @@ class _Session:
 
 
 class SessionManager:
-    def __init__(self, ussd: UssdService, routes: RouteTable, client: AppClient, *, pump: Callable[[], None],
-                 cdr: CdrWriter | None = None, max_sessions: int = 10_000,
-                 metrics: StackMetrics | None = None, network_code: str = "") -> None:  # fmt: skip
+    def __init__(self, ussd: UssdPort, routes: RouteTable, client: AppClient, *, cdr: CdrWriter | None = None,
+                 max_sessions: int = 10_000, metrics: StackMetrics | None = None,
+                 network_code: str = "") -> None:  # fmt: skip
         self.metrics = metrics
         self.ussd = ussd
         self.routes = routes
         self.client = client
-        self.pump = pump
         self.cdr = cdr
         self.max_sessions = max_sessions
         self.network_code = network_code
@@ -133,7 +143,6 @@ class SessionManager:
     def _refuse(self, session: int, route: Route | None, request: AppRequest, kind: str, outcome: str) -> None:
         text = route.text(kind, request.language, DEFAULT_TEXTS[kind]) if route is not None else DEFAULT_TEXTS[kind]
         self.ussd.finish(session, text)
-        self._after_action()
         s = _Session(session, route or _NO_ROUTE, request, time.time(), outcome=outcome, last_text=text)
         self._ended(s, outcome, "")
 
@@ -148,7 +157,6 @@ class SessionManager:
                 s.outcome = "gateway-error"
                 with contextlib.suppress(Exception):
                     self.ussd.abort(s.ident, "gateway-error")
-                self._after_action()
 
     async def _ask_and_show(self, s: _Session) -> None:
         route = s.route
@@ -185,8 +193,7 @@ class SessionManager:
             self._finish(s, text, "completed")
         else:
             s.last_text = text
-            self.ussd.reply(s.ident, text, asyncio.get_running_loop().time())
-            self._after_action()
+            self.ussd.reply(s.ident, text)
 
     def _app_failed(self, s: _Session, exc: AppError) -> None:
         route = s.route
@@ -198,7 +205,6 @@ class SessionManager:
             if route.on_late == "abort":
                 s.outcome = "app-timeout"
                 self.ussd.abort(s.ident, "app-timeout")
-                self._after_action()
                 return
             self._finish(s, route.text("timeout", s.request.language, DEFAULT_TEXTS["timeout"]), "app-timeout")
             return
@@ -208,19 +214,11 @@ class SessionManager:
         s.outcome = outcome
         s.last_text = text
         self.ussd.finish(s.ident, text)
-        self._after_action()
 
     def _expired(self, s: _Session) -> None:
         if s.ident in self.sessions:
             s.outcome = "max-duration"
             self.ussd.abort(s.ident, "max-duration")
-            self._after_action()
-
-    def _after_action(self) -> None:
-        """Handle what our own calls into the USSD service produced (SessionClosed), then send."""
-        while self.ussd.events:
-            self.on_event(self.ussd.events.popleft())
-        self.pump()
 
     # ---- the end: counters, CDR, summary log line, notice ----
 

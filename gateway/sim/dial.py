@@ -49,15 +49,15 @@ async def dial(host: str, port: int, code: str, *, msisdn: str, answers: list[st
                connect_timeout: float = 10.0) -> int:  # fmt: skip
     """Dial ``code``; returns 0 when the session ended normally, 1 on a network error."""
     loop = asyncio.get_running_loop()
-    async with connected(host, port, settings, timeout=connect_timeout) as (sim, runner):
+    async with connected(host, port, settings, timeout=connect_timeout) as (sim, stack):
         done = asyncio.Event()
         menus: asyncio.Queue[HandsetSession] = asyncio.Queue()
 
         def on_done(_: HandsetSession) -> None:
             done.set()
 
-        sim.on_session_done = on_done
-        session = sim.dial(msisdn, code, list(answers), now=loop.time())
+        stack.on(HandsetSession, on_done)
+        session = sim.dial(msisdn, code, list(answers), now=stack.now())
         session.on_menu = menus.put_nowait
         shown = 0
 
@@ -69,7 +69,7 @@ async def dial(host: str, port: int, code: str, *, msisdn: str, answers: list[st
                     print(f"> {_scripted_answer(answers, shown)}", file=out, flush=True)
                 shown += 1
 
-        runner.pump()
+        stack.schedule()
         end = loop.time() + timeout
         while not session.done:
             waiter = asyncio.ensure_future(menus.get())
@@ -88,8 +88,8 @@ async def dial(host: str, port: int, code: str, *, msisdn: str, answers: list[st
             shown += 1
             line = await read_line() if read_line is not None else None
             answer = line.strip() if line is not None else ""
-            sim.answer(session, answer or None, loop.time())
-            runner.pump()
+            sim.answer(session, answer or None, stack.now())
+            stack.schedule()
         show_scripted()
         if session.final is not None:
             report(out, SESSION_ENDED, session.final, session.dcs[-1] if session.dcs else None, None, as_json)

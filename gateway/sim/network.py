@@ -10,6 +10,7 @@ It is the gateway's test peer, the demo network and the load generator:
 from __future__ import annotations
 
 import itertools
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -71,7 +72,7 @@ class NetworkSim:
     subscribers: dict[str, Subscriber] = field(default_factory=dict)
     sessions: dict[int, HandsetSession] = field(default_factory=dict)  # by dialogue id
     pushes_received: list[tuple[str, str, int]] = field(default_factory=list)  # (imsi, text, opcode)
-    on_session_done: Callable[[HandsetSession], None] | None = None
+    events: deque[HandsetSession] = field(default_factory=deque)  # each handset session once it is over
     _by_imsi: dict[str, Subscriber] = field(default_factory=dict)
     _ids: itertools.count[int] = field(default_factory=itertools.count)
 
@@ -79,7 +80,7 @@ class NetworkSim:
         self.subscribers[sub.msisdn] = sub
         self._by_imsi[sub.imsi] = sub
 
-    def dial(self, msisdn: str, code: str, answers: Sequence[str | None] | None = None, now: float = 0.0,
+    def dial(self, msisdn: str, code: str, answers: Sequence[str | None] | None, now: float,
              dcs: int | None = None) -> HandsetSession:  # fmt: skip
         """Dial ``code``; ``dcs`` forces the handset's data coding scheme (e.g. one naming its language)."""
         arg = M.encode_ussd_arg(M.ussd_arg(code, dcs=dcs, msisdn=msisdn))
@@ -90,7 +91,7 @@ class NetworkSim:
         self.sessions[d.did] = session
         return session
 
-    def answer(self, session: HandsetSession, text: str | None, now: float = 0.0) -> None:
+    def answer(self, session: HandsetSession, text: str | None, now: float) -> None:
         """The user's answer to the menu ``session`` is showing; None presses cancel (TC-U-ABORT)."""
         if session.waiting is None or session.done:
             return
@@ -152,8 +153,7 @@ class NetworkSim:
             session.error = error
         session.done = True
         self.sessions.pop(d.did, None)
-        if self.on_session_done is not None:
-            self.on_session_done(session)
+        self.events.append(session)
 
     def _network_begin(self, ev: BeginIndication, now: float) -> None:
         d = ev.dialogue

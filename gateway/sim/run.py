@@ -19,7 +19,7 @@ from gateway.stack.node import SignallingNode
 from gateway.stack.sccp_layer import SccpConfig, SccpLayer
 from gateway.stack.tcap_table import DialogueTable
 from gateway.transport import sctp, tcp
-from gateway.transport.runner import NodeRunner
+from gateway.transport.host import StackHost
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,12 +49,13 @@ def build(settings: SimSettings) -> NetworkSim:
 
 @asynccontextmanager
 async def connected(host: str, port: int, settings: SimSettings | None = None, timeout: float = 60.0,
-                    also: Sequence[tuple[str, int]] = ()) -> AsyncIterator[tuple[NetworkSim, NodeRunner]]:  # fmt: skip
+                    also: Sequence[tuple[str, int]] = ()
+                    ) -> AsyncIterator[tuple[NetworkSim, StackHost[NetworkSim]]]:  # fmt: skip
     """The simulator as an ASP of the gateway or STP at ``host:port`` (and of the STPs in ``also``: one association
     each, as an MSC attached to an STP pair), once every association is ASP-ACTIVE; disconnects on exit."""
     settings = settings or SimSettings()
     sim = build(settings)
-    runner = NodeRunner(sim.node, sim.handle)
+    stack = StackHost(sim.node, sim)
     peers = [(host, port), *also]
     conns: dict[int, list[tcp.M3uaTcpProtocol | sctp.M3uaSctpConnection]] = {i: [] for i in range(len(peers))}
 
@@ -69,9 +70,9 @@ async def connected(host: str, port: int, settings: SimSettings | None = None, t
 
         def on_connection(proto: tcp.M3uaTcpProtocol | sctp.M3uaSctpConnection, i: int = i) -> None:
             conns[i].append(proto)
-            runner.add(proto)
+            stack.add(proto)
 
-        tasks.append(asyncio.create_task(transport.run_client(peer_host, peer_port, cfg, runner.sink,
+        tasks.append(asyncio.create_task(transport.run_client(peer_host, peer_port, cfg, stack.sink,
                                                               on_connection=on_connection, backoff_initial=0.1,
                                                               backoff_max=1.0, stop=stop)))  # fmt: skip
     loop = asyncio.get_running_loop()
@@ -84,8 +85,9 @@ async def connected(host: str, port: int, settings: SimSettings | None = None, t
                 if task.done():
                     task.result()  # a transport that cannot even start (no SCTP in this kernel)
             await asyncio.sleep(0.01)
-        yield sim, runner
+        yield sim, stack
     finally:
+        stack.close()
         stop.set()
         await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 5)
 
@@ -95,8 +97,7 @@ async def dial_many(host: str, port: int, calls: Sequence[tuple[str, str, Sequen
                     also: Sequence[tuple[str, int]] = ()) -> tuple[list[HandsetSession], float]:  # fmt: skip
     """Connect, dial every (msisdn, code, answers) with at most ``concurrency`` sessions in flight, disconnect.
     Returns the sessions (in call order) and the seconds the dialling took."""
-    loop = asyncio.get_running_loop()
-    async with connected(host, port, settings, timeout, also) as (sim, runner):
+    async with connected(host, port, settings, timeout, also) as (sim, stack):
         free = asyncio.Semaphore(concurrency)
         done = asyncio.Event()
         remaining = len(calls)
@@ -108,13 +109,13 @@ async def dial_many(host: str, port: int, calls: Sequence[tuple[str, str, Sequen
             if remaining == 0:
                 done.set()
 
-        sim.on_session_done = finished
+        stack.on(HandsetSession, finished)
         sessions = []
         start = time.perf_counter()
         for msisdn, code, answers in calls:
             await free.acquire()
-            sessions.append(sim.dial(msisdn, code, answers, now=loop.time()))
-            runner.pump()
+            sessions.append(sim.dial(msisdn, code, answers, now=stack.now()))
+            stack.schedule()
         if calls:
             await asyncio.wait_for(done.wait(), timeout)
         return sessions, time.perf_counter() - start

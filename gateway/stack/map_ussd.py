@@ -217,7 +217,7 @@ class UssdService:
         self.events.append(SessionStarted(ident, text, arg.dcs, arg.msisdn.digits if arg.msisdn else None, imsi,
                                           peer))  # fmt: skip
 
-    def reply(self, session: int, text: str, now: float = 0.0) -> None:
+    def reply(self, session: int, text: str, now: float) -> None:
         """Show ``text`` and wait for the user's answer (unstructuredSS-Request, opcode 60)."""
         parameter = M.encode_ussd_arg(M.ussd_arg(text))  # first: a text that cannot be encoded changes nothing
         d = self.sessions[session]
@@ -293,7 +293,7 @@ class UssdService:
 
     # ---- push ----
 
-    def push(self, msisdn: str, text: str, *, hlr: SccpAddress, mode: Mode = Mode.NOTIFY, now: float = 0.0) -> int:
+    def push(self, msisdn: str, text: str, *, hlr: SccpAddress, now: float, mode: Mode = Mode.NOTIFY) -> int:
         """Start a network-initiated push: SRI-for-SM to ``hlr`` first. Returns the push id of the events."""
         ident = next(self._ids)
         st = _State(_Kind.SRI, ident, push_text=text, push_mode=mode, msisdn=msisdn)
@@ -352,7 +352,7 @@ class UssdService:
         open_info = M.encode_dialogue_external(M.MapOpen(AddressString.imsi(res.imsi),
                                                          AddressString.e164(self._local_gt())))  # fmt: skip
         arg = M.encode_ussd_arg(M.ussd_arg(st.push_text))
-        d = self.table.begin(vlr, USSD_AC, (tcap.Invoke(1, st.push_mode.value, arg),), (open_info,), now)
+        d = self.table.begin(vlr, USSD_AC, (tcap.Invoke(1, st.push_mode.value, arg),), (open_info,), now=now)
         st.kind = _Kind.PUSH
         d.user = st
         self.pushes[st.ident] = d

@@ -252,7 +252,7 @@ class DialogueTable:
     # ---- from the TC-user ----
 
     def begin(self, peer: Peer, ac: tuple[int, ...], components: tuple[tcap.Component, ...],
-              user_information: tuple[bytes, ...] = (), now: float = 0.0) -> Dialogue:  # fmt: skip
+              user_information: tuple[bytes, ...] = (), *, now: float) -> Dialogue:  # fmt: skip
         self.now = max(self.now, now)
         d = self._new(peer, DState.INITIAL_SENT, ac, now)
         self._track_invokes(d, components, now)
@@ -270,7 +270,7 @@ class DialogueTable:
                 return iid
         raise TableFullError("127 invokes pending in one dialogue")
 
-    def continue_(self, d: Dialogue, components: tuple[tcap.Component, ...], now: float = 0.0) -> None:
+    def continue_(self, d: Dialogue, components: tuple[tcap.Component, ...], now: float) -> None:
         if self.dialogues.get(d.did) is not d:
             return  # already ended (its AbortIndication is on its way to the TC-user): nothing to send
         self.now = max(self.now, now)

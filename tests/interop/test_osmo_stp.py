@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -89,7 +90,7 @@ async def test_ussd_dialogues_both_ways_through_osmo_stp(stp: OsmoStp, tmp_path:
     send and receive is captured, and tshark finds it clean."""
     from gateway.ops.pcap import PcapWriter
     from gateway.stack.map_ussd import Mode, PushDelivered
-    from gateway.transport.runner import NodeRunner
+    from gateway.transport.host import StackHost
     from tests.support import tshark
     from tests.support.network import GW_PC, HLR, MENU, NET_PC, gateway_node, network_node
 
@@ -99,14 +100,15 @@ async def test_ussd_dialogues_both_ways_through_osmo_stp(stp: OsmoStp, tmp_path:
 
     gw = gateway_node()
     sim = network_node()
-    runners = {"gw": NodeRunner(gw.node, gw.on_table_event), "sim": NodeRunner(sim.node, sim.handle)}
+    gw_host = gw.host()
+    runners: dict[str, Any] = {"gw": gw_host, "sim": StackHost(sim.node, sim)}
     conns: dict[str, list[M3uaTcpProtocol]] = {"gw": [], "sim": []}
     stop = asyncio.Event()
     tasks = []
     for name, own_pc, rk in (("gw", GW_PC, 1), ("sim", NET_PC, 2)):
         runner = runners[name]
 
-        def on_conn(proto: M3uaTcpProtocol, name: str = name, runner: NodeRunner = runner) -> None:
+        def on_conn(proto: M3uaTcpProtocol, name: str = name, runner: Any = runner) -> None:
             conns[name].append(proto)
             runner.add(proto)
             me = addresses[name]
@@ -130,11 +132,10 @@ async def test_ussd_dialogues_both_ways_through_osmo_stp(stp: OsmoStp, tmp_path:
         for round_ in range(2):
             await wait_for(up)
             session = sim.dial("491720000001", "*123#", ["1"], now=loop.time())
-            runners["sim"].pump()
+            runners["sim"].schedule()
             await wait_for(lambda session=session: session.done)  # type: ignore[misc]
             assert (session.menus, session.final) == ([MENU], "Balance: 12.50 EUR"), round_
-            push = gw.ussd.push("491720000001", f"push {round_}", hlr=HLR, mode=Mode.NOTIFY, now=loop.time())
-            runners["gw"].pump()
+            push = gw_host.push("491720000001", f"push {round_}", hlr=HLR, mode=Mode.NOTIFY)
             await wait_for(lambda push=push: PushDelivered(push, None) in gw.app_events)  # type: ignore[misc]
             if round_ == 0:
                 await loop.run_in_executor(None, stp.restart)
@@ -155,13 +156,14 @@ async def test_ussd_dialogues_both_ways_through_osmo_stp(stp: OsmoStp, tmp_path:
 async def test_failover_between_two_stps() -> None:
     """The gateway and the simulator are ASPs of two STPs at once (the usual pair); when one STP dies, dialogues
     carry on over the other, and the dead one is used again once it is back."""
-    from gateway.transport.runner import NodeRunner
+    from gateway.transport.host import StackHost
     from tests.support.network import GW_PC, MENU, NET_PC, gateway_node, network_node
 
     stps = [OsmoStp(free_port()).start(), OsmoStp(free_port()).start()]
     gw = gateway_node()
     sim = network_node()
-    runners = {"gw": NodeRunner(gw.node, gw.on_table_event), "sim": NodeRunner(sim.node, sim.handle)}
+    gw_host = gw.host()
+    runners: dict[str, Any] = {"gw": gw_host, "sim": StackHost(sim.node, sim)}
     conns: dict[tuple[str, int], list[M3uaTcpProtocol]] = {}
     stop = asyncio.Event()
     tasks = []
@@ -187,7 +189,7 @@ async def test_failover_between_two_stps() -> None:
 
     async def session_ok() -> None:
         sessions = [sim.dial("491720000001", "*123#", ["1"], now=loop.time()) for _ in range(8)]
-        runners["sim"].pump()
+        runners["sim"].schedule()
         await wait_for(lambda: all(s.done for s in sessions))
         assert all((s.menus, s.final) == ([MENU], "Balance: 12.50 EUR") for s in sessions), sessions
 

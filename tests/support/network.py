@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from gateway.codecs import map as M
@@ -10,11 +9,21 @@ from gateway.codecs import sccp
 from gateway.codecs.sccp import SccpAddress
 from gateway.ops.metrics import StackMetrics
 from gateway.sim.network import NetworkSim, Subscriber
-from gateway.stack.map_ussd import SessionStarted, UserAnswered, UssdEvent, UssdService
+from gateway.stack.map_ussd import (
+    PushDelivered,
+    PushFailed,
+    PushRouted,
+    SessionClosed,
+    SessionStarted,
+    UserAnswered,
+    UssdEvent,
+    UssdService,
+)
 from gateway.stack.node import SignallingNode
 from gateway.stack.observer import NULL
 from gateway.stack.sccp_layer import SccpConfig, SccpLayer
 from gateway.stack.tcap_table import DialogueTable, TableEvent
+from gateway.transport.host import UssdHost
 
 GW_PC, NET_PC = 1, 2
 GW = SccpAddress.gt_e164("491700000001", sccp.SSN_GSMSCF)
@@ -30,7 +39,26 @@ class Gateway:
     ussd: UssdService
     app_events: list[UssdEvent] = field(default_factory=list)
 
+    def host(self) -> UssdHost:
+        """The gateway in the asyncio shell (in a running loop), serving :func:`demo_app` through its host."""
+        host = UssdHost(self.node, self.ussd)
+
+        def app(ev: UssdEvent) -> None:
+            self.app_events.append(ev)
+            if isinstance(ev, SessionStarted):
+                if ev.text == "*123#":
+                    host.reply(ev.session, MENU)
+                else:
+                    host.finish(ev.session, "Unknown service code")
+            elif isinstance(ev, UserAnswered):
+                host.finish(ev.session, "Balance: 12.50 EUR" if ev.text == "1" else "Bye")
+
+        for kind in (SessionStarted, UserAnswered, SessionClosed, PushRouted, PushDelivered, PushFailed):
+            host.on(kind, app)
+        return host
+
     def on_table_event(self, event: TableEvent, now: float) -> None:
+        """Sans-I/O: the table event through the MAP layer and :func:`demo_app`, at once."""
         self.ussd.handle(event, now)
         while self.ussd.events:
             ev = self.ussd.events.popleft()
@@ -56,10 +84,10 @@ def gateway_node(metrics: StackMetrics | None = None) -> Gateway:
     return Gateway(node, UssdService(table, GW))
 
 
-def network_node(on_done: Callable[..., None] | None = None) -> NetworkSim:
+def network_node() -> NetworkSim:
     table = DialogueTable(supported_acs=ACS, idle_timeout=30.0, invoke_timeout=20.0)
     node = SignallingNode(MSC, SccpLayer(SccpConfig(NET_PC, frozenset({6, 7, 8}), default_dpc=GW_PC)), table)
-    sim = NetworkSim(node, GW, on_session_done=on_done)
+    sim = NetworkSim(node, GW)
     sim.add(Subscriber("491720000001", "262011234567890"))
     sim.add(Subscriber("491720000002", "262011234567891", vlr_behaviour=72))  # ussd-Busy
     sim.add(Subscriber("491720000003", "262011234567892", hlr_error=6))  # absentSubscriberSM
