@@ -1,9 +1,10 @@
 """Write the seed corpora fuzz/corpus/<harness>/<sha1> from the repository's vectors.
 
 Sources: tests/support/handmade.py (the design.md TC-BEGIN, hand-built SCCP/M3UA), the project's encoders on a
-set of values covering every message kind, and, when ../shared/captures and tshark are at hand, the real-world
-captures (their M3UA, SCCP and TCAP octets). The seeds are committed: replaying them (tests/test_fuzz_corpus.py)
-needs neither the captures nor tshark. Run: ``.venv/bin/python -m fuzz.make_corpus``. Existing files are kept.
+set of values covering every message kind, and the real-world captures of tests/vectors/ (their M3UA, SCCP and
+TCAP octets, the pcaps' through tshark when it is at hand; ../shared/captures only when tests/vectors/ is absent).
+The seeds are committed: replaying them (tests/test_fuzz_corpus.py) needs neither the captures nor tshark.
+Run: ``.venv/bin/python -m fuzz.make_corpus``. Existing files are kept.
 """
 
 from __future__ import annotations
@@ -21,9 +22,11 @@ from gateway.codecs import map as M
 from gateway.codecs.map_address import AddressString, encode_imsi
 from gateway.codecs.map_dialogue import MapRefuse, MapUserAbort
 from tests.support import handmade
+from tests.support.vectors import VECTORS
 
 ROOT = Path(__file__).resolve().parent
-CAPTURES = ROOT.parents[1] / "shared" / "captures"
+# the in-repo copy first; the shared folder beside the repository is an optional fallback
+CAPTURES = VECTORS if VECTORS.is_dir() else ROOT.parents[1] / "shared" / "captures"
 MAP_CASES = ("ussd_arg", "ussd_res", "sri_arg", "sri_res", "error", "address", "registry")  # fuzz_map._CASES
 
 

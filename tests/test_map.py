@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -14,8 +13,7 @@ from gateway.codecs import map_asn1, tcap
 from gateway.codecs.errors import CodecError, MapError
 from gateway.codecs.map_address import AddressString, decode_tbcd, encode_tbcd
 from tests.strategies import addresses, map_dialogues, sri_args, sri_results, ussd_args, ussd_results
-
-CAPTURES = Path(__file__).resolve().parents[2] / "shared" / "captures"
+from tests.support.vectors import vector_hex
 
 
 @given(ussd_args)
@@ -69,7 +67,7 @@ def test_tbcd_vectors() -> None:
 
 
 def test_wiki_capture_hlr_relay() -> None:
-    raw = bytes.fromhex((CAPTURES / "wiki_m2ua_ussd.hex").read_text().strip())
+    raw = vector_hex("wiki_m2ua_ussd.hex")
     udt_data = raw[17:]
     start = udt_data.index(b"\x62\x6a\x48\x04\x2f\x3b\x46\x02")
     msg = tcap.decode(udt_data[start:])
@@ -88,7 +86,7 @@ def test_wiki_capture_hlr_relay() -> None:
 
 
 def test_go_short_vector_open_info() -> None:
-    msg = tcap.decode(bytes.fromhex((CAPTURES / "go_tcap_short.hex").read_text().strip()))
+    msg = tcap.decode(vector_hex("go_tcap_short.hex"))
     assert isinstance(msg, tcap.Begin) and isinstance(msg.dialogue, tcap.Aarq)
     pdu = M.find_map_dialogue(msg.dialogue.user_information)
     assert pdu == M.MapOpen(AddressString.e164("123456789"), AddressString.e164("123456789"))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -12,8 +11,7 @@ from hypothesis import strategies as st
 from gateway.codecs import sccp
 from gateway.codecs.errors import CodecError, SccpError
 from gateway.codecs.sccp import GlobalTitle, SccpAddress, Segmentation, Udt, Udts
-
-CAPTURES = Path(__file__).resolve().parents[2] / "shared" / "captures"
+from tests.support.vectors import vector_hex
 
 digits = st.text(alphabet="0123456789", min_size=1, max_size=15)
 hexdigits = st.text(alphabet="0123456789abcdef", min_size=1, max_size=15)
@@ -70,7 +68,7 @@ def test_known_udt_bytes() -> None:
 
 
 def test_wiki_capture_udt() -> None:
-    raw = bytes.fromhex((CAPTURES / "wiki_m2ua_ussd.hex").read_text().strip())
+    raw = vector_hex("wiki_m2ua_ussd.hex")
     msg = sccp.decode(raw[17:])  # M2UA header 8 + parameter header 4 + SIO 1 + routing label 4
     assert isinstance(msg, Udt)
     assert msg.called.ssn == 147 and msg.called.gt is not None and msg.called.gt.digits == "278291600"

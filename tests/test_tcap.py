@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -12,8 +11,8 @@ from hypothesis import strategies as st
 from gateway.codecs import tcap, tcap_asn1
 from gateway.codecs.errors import CodecError, GeneralProblem, PAbortCause, ProblemKind, TcapError
 from tests.strategies import messages
+from tests.support.vectors import vector_hex
 
-CAPTURES = Path(__file__).resolve().parents[2] / "shared" / "captures"
 DESIGN_BEGIN = bytes.fromhex(
     "62454804000000016b1e281c060700118605010101a011600f80020780a1090607040000010013026c1da11b02010102013b3013"
     "04010f0405aa986c3602800791947102000010"
@@ -42,7 +41,7 @@ def test_design_begin_roundtrips_exactly() -> None:
 @pytest.mark.parametrize(("name", "otid", "string_len"), [("go_tcap_short.hex", "00000002", 4),
                                                           ("go_tcap_long.hex", "0000000a", 140)])
 def test_go_library_vectors(name: str, otid: str, string_len: int) -> None:
-    data = bytes.fromhex((CAPTURES / name).read_text().strip())
+    data = vector_hex(name)
     msg = tcap.decode(data)
     assert isinstance(msg, tcap.Begin) and msg.otid.hex() == otid
     assert isinstance(msg.dialogue, tcap.Aarq) and msg.dialogue.application_context == (0, 4, 0, 0, 1, 0, 19, 2)

@@ -1,4 +1,4 @@
-"""The real-world vectors of ../shared/captures decode through our codecs to the values their README gives
+"""The real-world vectors of tests/vectors/ decode through our codecs to the values their README gives
 (Wireshark 4.0's reading), and the mixed-traffic corpus decodes without surprises."""
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ from gateway.codecs import map as M
 from gateway.codecs.errors import CodecError, TcapError
 from gateway.codecs.map_address import AddressString
 from tests.support import tshark
+from tests.support.vectors import vector, vector_hex
 
 pytestmark = pytest.mark.interop
 
-CAPTURES = Path(__file__).resolve().parents[3] / "shared" / "captures"
 GO_LONG_TEXT = ("Thank you for using the Golang USSD server. it is developed purely on golang and it uses SCCP, M3UA, "
                 "SCTP, ASN, CBS, GSM7 and ITU standards. Hope you enjoy thnx")
 
@@ -36,7 +36,7 @@ def _raws(layer: dict[str, Any], name: str) -> list[bytes]:
 
 
 def test_go_pcap_through_every_layer() -> None:
-    frames = _layers(CAPTURES / "go_tcap_ussd_begin.pcap", "m3ua")
+    frames = _layers(vector("go_tcap_ussd_begin.pcap"), "m3ua")
     assert len(frames) == 2
     decoded = [layers.decode_data(_raws(f, "m3ua")[0]) for f in frames]
     short, long_ = sorted(decoded, key=lambda d: d.tcap.otid)  # type: ignore[union-attr]
@@ -53,13 +53,13 @@ def test_go_pcap_through_every_layer() -> None:
     assert len(long_.map_values[0].string) == 140
     assert long_.map_values[0].text() == GO_LONG_TEXT
     # The hex files hold the same TCAP messages.
-    assert tcap.encode(short.tcap) == bytes.fromhex((CAPTURES / "go_tcap_short.hex").read_text().strip())
-    assert tcap.encode(long_.tcap) == bytes.fromhex((CAPTURES / "go_tcap_long.hex").read_text().strip())
+    assert tcap.encode(short.tcap) == vector_hex("go_tcap_short.hex")
+    assert tcap.encode(long_.tcap) == vector_hex("go_tcap_long.hex")
 
 
 def test_wiki_m2ua_capture() -> None:
-    raw = bytes.fromhex((CAPTURES / "wiki_m2ua_ussd.hex").read_text().strip())
-    frames = _layers(CAPTURES / "wiki_m2ua_ussd.pcap", "sccp")
+    raw = vector_hex("wiki_m2ua_ussd.hex")
+    frames = _layers(vector("wiki_m2ua_ussd.pcap"), "sccp")
     from_tshark = _raws(frames[0], "sccp")[0]
     assert raw[17:].startswith(from_tshark) and not raw[17 + len(from_tshark) :].strip(b"\x00")  # M2UA padding
     msg = sccp.decode(raw[17:])
@@ -78,7 +78,7 @@ def test_wiki_m2ua_capture() -> None:
 
 
 def test_mixed_corpus_decodes_and_unserved_operations_are_recognised() -> None:
-    frames = _layers(CAPTURES / "map_nonussd_pcapr.pcap", "tcap || m3ua || sccp")
+    frames = _layers(vector("map_nonussd_pcapr.pcap"), "tcap || m3ua || sccp")
     opcodes: set[int | tuple[int, ...]] = set()
     tcap_count = 0
     for layer in frames:

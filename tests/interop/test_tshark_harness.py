@@ -1,7 +1,7 @@
 """Wireshark 4.0 reads what PcapWriter writes, and the harness (tests/support/tshark.py) reports what it sees.
 
 The messages are built by hand (tests/support/handmade.py), independent of the project's codecs. The harness
-is itself validated on two real-world captures whose expected values shared/captures/README.md lists.
+is itself validated on two real-world captures whose expected values tests/vectors/README.md lists.
 Each capture is read by tshark once for its fields and once for its problems (module-scoped fixtures).
 """
 
@@ -27,8 +27,7 @@ from tests.support.handmade import (
     ussd_begin,
     ussd_invoke,
 )
-
-CAPTURES = Path(__file__).resolve().parents[2].parent / "shared" / "captures"
+from tests.support.vectors import vector, vector_hex
 
 MSC: Endpoint = ("10.20.30.40", 2905)
 GW: Endpoint = ("10.20.30.1", 14001)
@@ -338,13 +337,6 @@ def test_missing_tshark_fails_loudly(monkeypatch: pytest.MonkeyPatch) -> None:
 # ------------------------------------------------------------------------ the harness on known real captures
 
 
-def _capture(name: str) -> Path:
-    path = CAPTURES / name
-    if not path.exists():
-        pytest.fail(f"{path} is missing: the real-world captures live in shared/captures/")
-    return path
-
-
 GO_FIELDS = [
     "tcap.otid",
     "tcap.application_context_name",
@@ -366,7 +358,7 @@ GO_LONG_TEXT = (
 
 @pytest.mark.interop
 def test_go_tcap_capture() -> None:
-    path = _capture("go_tcap_ussd_begin.pcap")
+    path = vector("go_tcap_ussd_begin.pcap")
     assert tshark.problems(path) == []
     rows = {row["tcap.otid"][0]: row for row in tshark.fields(path, GO_FIELDS)}
     assert set(rows) == {"00000002", "0000000a"}
@@ -389,12 +381,12 @@ def test_go_tcap_capture() -> None:
     # the hex files hold the same TCAP messages as the capture
     raw = path.read_bytes()
     for hex_name in ("go_tcap_short.hex", "go_tcap_long.hex"):
-        assert bytes.fromhex(_capture(hex_name).read_text().strip()) in raw
+        assert vector_hex(hex_name) in raw
 
 
 @pytest.mark.interop
 def test_wiki_m2ua_capture() -> None:
-    path = _capture("wiki_m2ua_ussd.pcap")
+    path = vector("wiki_m2ua_ussd.pcap")
     assert tshark.problems(path) == []
     names = [
         "sctp.data_payload_proto_id",
@@ -438,7 +430,7 @@ def test_wiki_m2ua_capture() -> None:
         "e164.msisdn": ["27761485722"],
     }
     # the SCCP UDT of the hex file starts at offset 17 of the M2UA DATA (after SIO 0x83 and the routing label)
-    m2ua = bytes.fromhex(_capture("wiki_m2ua_ussd.hex").read_text().strip())
+    m2ua = vector_hex("wiki_m2ua_ussd.hex")
     assert (m2ua[12], m2ua[17]) == (0x83, 0x09)
     assert m2ua in path.read_bytes()
 
