@@ -24,7 +24,7 @@ from gateway.codecs.errors import CodecError
 from gateway.codecs.sccp import SccpAddress
 from gateway.stack.containment import InternalError
 from gateway.stack.m3ua_asp import AspState, AssociationConfig, M3uaAssociation, Role, drain
-from gateway.stack.map_ussd import SessionStarted, UserAnswered, UssdService
+from gateway.stack.map_ussd import Mode, PushRouted, SessionStarted, UserAnswered, UssdService
 from gateway.stack.node import SignallingNode
 from gateway.stack.sccp_layer import REASSEMBLY_TIMEOUT, SccpConfig, SccpLayer
 from gateway.stack.tcap_table import DialogueTable
@@ -135,6 +135,8 @@ class Gateway:
                 self.ussd.finish(ev.session, "Unknown code")
         elif isinstance(ev, UserAnswered):
             self.ussd.finish(ev.session, "Bye " + ev.text[:20])
+        elif isinstance(ev, PushRouted):  # the push service would commit "sent" here, then deliver
+            self.ussd.deliver(ev.push, ev.imsi, ev.vlr, "Your code is 1234", mode=Mode.NOTIFY, now=self.now)
 
     # ---- invariants ----
 
@@ -233,7 +235,7 @@ def step(gw: Gateway, p: Program, otid: int) -> None:
         gw.tick(p.u8() * 0.25)
     elif op == 9:
         if len(gw.table) < gw.table.capacity:
-            gw.ussd.push("4917" + str(p.u8()).zfill(8), "Your code is 1234", hlr=HLR, now=gw.now)
+            gw.ussd.route("4917" + str(p.u8()).zfill(8), hlr=HLR, now=gw.now)
             gw.pump()
     elif op == 10:  # the HLR or the MSC answers one of our Begins with fuzzed components in an End
         tids = _live(gw, p, local=True)

@@ -16,7 +16,7 @@ from gateway.transport import tcp
 from gateway.transport.host import StackHost
 from tests.support import tshark
 from tests.support.aio import wait_for
-from tests.support.network import HLR, MENU, gateway_node, network_node
+from tests.support.network import MENU, gateway_node, network_node
 
 
 @pytest.mark.interop
@@ -69,9 +69,9 @@ async def test_pull_and_push_between_simulator_and_gateway(tmp_path: Path) -> No
         await wait_for(lambda: s3.done)
         assert s3.error == "user-cancelled" and s3.status == "network-error"
         # Push: delivered, VLR busy, HLR says absent.
-        ok = gw_host.push("491720000001", "Your code is 1234", hlr=HLR, mode=Mode.NOTIFY)
-        busy = gw_host.push("491720000002", "x", hlr=HLR)
-        absent = gw_host.push("491720000003", "x", hlr=HLR)
+        ok = gw.push(gw_host, "491720000001", "Your code is 1234", Mode.NOTIFY)
+        busy = gw.push(gw_host, "491720000002", "x")
+        absent = gw.push(gw_host, "491720000003", "x")
         await wait_for(lambda: sum(isinstance(e, PushDelivered | PushFailed) for e in gw.app_events) == 3)
         outcome = {e.push: e for e in gw.app_events if isinstance(e, PushDelivered | PushFailed)}
         assert outcome[ok] == PushDelivered(ok, None)

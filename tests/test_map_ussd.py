@@ -150,11 +150,22 @@ def _answer_sri(n: Net, imsi: str = "262011234567890", vlr: str = "491720000009"
     n.pump()
 
 
-def test_push_notify_routed_and_acknowledged() -> None:
-    n = Net()
-    pid = n.gw.push("491720000001", "Your code is 1234", hlr=HLR, mode=Mode.NOTIFY, now=0.0)
+def _push(n: Net, text: str, mode: Mode = Mode.NOTIFY) -> int:
+    """Route, answer the SRI-for-SM, then deliver (the push service commits in between: write-ahead)."""
+    pid = n.gw.route("491720000001", hlr=HLR, now=0.0)
     n.pump()
     _answer_sri(n)
+    routed = n.gw.events[-1]
+    assert routed == PushRouted(pid, "262011234567890", "491720000009")
+    assert not n.gw.table.outgoing  # nothing goes to the VLR until the service says so
+    n.gw.deliver(pid, routed.imsi, routed.vlr, text, mode=mode, now=0.0)
+    n.pump()
+    return pid
+
+
+def test_push_notify_routed_and_acknowledged() -> None:
+    n = Net()
+    pid = _push(n, "Your code is 1234")
     begin = n.net_last(BeginIndication)
     assert isinstance(begin, BeginIndication) and begin.ac == M.AC_NETWORK_UNSTRUCTURED_SS_V2
     open_info = M.find_map_dialogue(begin.user_information)
@@ -171,9 +182,7 @@ def test_push_notify_routed_and_acknowledged() -> None:
 
 def test_push_request_answered() -> None:
     n = Net()
-    pid = n.gw.push("491720000001", "Accept? 1=Yes", hlr=HLR, mode=Mode.REQUEST, now=0.0)
-    n.pump()
-    _answer_sri(n)
+    pid = _push(n, "Accept? 1=Yes", Mode.REQUEST)
     begin = n.net_last(BeginIndication)
     inv = begin.components[0]  # type: ignore[attr-defined]
     assert inv.opcode == 60
@@ -185,16 +194,14 @@ def test_push_request_answered() -> None:
 
 def test_push_failures() -> None:
     n = Net()
-    pid = n.gw.push("491720000001", "x", hlr=HLR, now=0.0)
+    pid = n.gw.route("491720000001", hlr=HLR, now=0.0)
     n.pump()
     begin = n.net_last(BeginIndication)
     inv = begin.components[0]  # type: ignore[attr-defined]
     n.net.end(begin.dialogue, (tcap.ReturnError(inv.invoke_id, 6, M.encode_error(6, 1)),))  # type: ignore[attr-defined]
     n.pump()
     assert n.app_events() == [PushFailed(pid, "routing", "absent_subscriber_sm", 6)]
-    pid2 = n.gw.push("491720000001", "x", hlr=HLR, now=0.0)
-    n.pump()
-    _answer_sri(n)
+    pid2 = _push(n, "x")
     begin = n.net_last(BeginIndication)
     inv = begin.components[0]  # type: ignore[attr-defined]
     n.net.end(begin.dialogue, (tcap.ReturnError(inv.invoke_id, 72),))  # type: ignore[attr-defined]
@@ -204,7 +211,7 @@ def test_push_failures() -> None:
 
 def test_hlr_without_v3_gets_v2() -> None:
     n = Net(net_acs=[M.AC_NETWORK_UNSTRUCTURED_SS_V2, M.AC_SHORT_MSG_GATEWAY_V2])
-    pid = n.gw.push("491720000001", "x", hlr=HLR, now=0.0)
+    pid = n.gw.route("491720000001", hlr=HLR, now=0.0)
     n.pump()
     begin = n.net_last(BeginIndication)
     assert isinstance(begin, BeginIndication) and begin.ac == M.AC_SHORT_MSG_GATEWAY_V2

@@ -4,12 +4,14 @@ Pull (mobile-initiated): TC-BEGIN processUnstructuredSS-Request (59) from the MS
 (gateway addressed as gsmSCF, IMSI in MAP-OpenInfo destinationReference); then any number of
 unstructuredSS-Request (60) exchanges; the final text as the USSD-Res of the 59 invoke in TC-END.
 
-Push (network-initiated): sendRoutingInfoForSM (45) to the HLR for the IMSI and serving MSC/VLR number, then a
-TC-BEGIN to that MSC/VLR with MAP-OpenInfo (IMSI, gateway GT) and unstructuredSS-Notify (61: the result is the
-handset's acknowledgement) or unstructuredSS-Request (60: the result carries the answer).
+Push (network-initiated), in two calls so that the push store can commit each step before it leaves (write-ahead):
+:meth:`UssdService.route` sends sendRoutingInfoForSM (45) to the HLR and reports the IMSI and serving MSC/VLR
+number (``PushRouted``); :meth:`UssdService.deliver` then sends the TC-BEGIN to that MSC/VLR with MAP-OpenInfo
+(IMSI, gateway GT) and unstructuredSS-Notify (61: the result is the handset's acknowledgement) or
+unstructuredSS-Request (60: the result carries the answer).
 
 The application (routing, HTTP, push store) sees only the events below; it calls :meth:`UssdService.reply`,
-:meth:`UssdService.finish`, :meth:`UssdService.abort` and :meth:`UssdService.push`.
+:meth:`UssdService.finish`, :meth:`UssdService.abort`, :meth:`UssdService.route` and :meth:`UssdService.deliver`.
 """
 
 from __future__ import annotations
@@ -113,7 +115,6 @@ class _State:
     ident: int
     invoke_59: int | None = None  # pull: the processUnstructuredSS-Request invoke to answer at the end
     pending_60: int | None = None  # our outstanding unstructuredSS-Request
-    push_text: str = ""
     push_mode: Mode = Mode.NOTIFY
     msisdn: str = ""
     hlr_ac: tuple[int, ...] = M.AC_SHORT_MSG_GATEWAY_V3
@@ -293,12 +294,24 @@ class UssdService:
 
     # ---- push ----
 
-    def push(self, msisdn: str, text: str, *, hlr: SccpAddress, now: float, mode: Mode = Mode.NOTIFY) -> int:
-        """Start a network-initiated push: SRI-for-SM to ``hlr`` first. Returns the push id of the events."""
+    def route(self, msisdn: str, *, hlr: SccpAddress, now: float) -> int:
+        """Step 1 of a push: SRI-for-SM to ``hlr`` for ``msisdn``. Returns the push id its events carry
+        (``PushRouted`` with the IMSI and MSC/VLR number, or ``PushFailed`` at stage "routing")."""
         ident = next(self._ids)
-        st = _State(_Kind.SRI, ident, push_text=text, push_mode=mode, msisdn=msisdn)
-        self._send_sri(st, hlr, now)
+        self._send_sri(_State(_Kind.SRI, ident, msisdn=msisdn), hlr, now)
         return ident
+
+    def deliver(self, push: int, imsi: str, vlr: str, text: str, *, mode: Mode, now: float) -> None:
+        """Step 2: ``text`` to the handset through the MSC/VLR ``vlr`` (E.164 digits) serving ``imsi``
+        (``PushDelivered`` or ``PushFailed`` at stage "delivery"). A text that cannot be encoded raises before
+        anything is sent."""
+        arg = M.encode_ussd_arg(M.ussd_arg(text))  # first: a text that cannot be encoded changes nothing
+        open_info = M.encode_dialogue_external(M.MapOpen(AddressString.imsi(imsi),
+                                                         AddressString.e164(self._local_gt())))  # fmt: skip
+        called = SccpAddress.gt_e164(vlr, 7)  # VLR SSN (Q.713 Annex B)
+        d = self.table.begin(called, USSD_AC, (tcap.Invoke(1, mode.value, arg),), (open_info,), now=now)
+        d.user = _State(_Kind.PUSH, push, push_mode=mode)
+        self.pushes[push] = d
 
     def _send_sri(self, st: _State, hlr: SccpAddress, now: float) -> None:
         arg = M.RoutingInfoForSmArg(AddressString.e164(st.msisdn), True, AddressString.e164(self._local_gt()))
@@ -328,7 +341,6 @@ class UssdService:
                     if isinstance(ev, ContinueIndication):
                         self.table.end(d)
                     self.events.append(PushRouted(pid, res.imsi, res.network_node_number.digits))
-                    self._send_push(st, res, now)
                     return
                 if isinstance(c, tcap.ReturnError):
                     code = c.error_code if isinstance(c.error_code, int) else -1
@@ -346,16 +358,6 @@ class UssdService:
             self.events.append(PushFailed(pid, "routing", "timeout" if ev.local_reason else "aborted"))
         elif isinstance(ev, InvokeTimeout):
             self._fail(d, pid, "routing", "timeout", abort=True)
-
-    def _send_push(self, st: _State, res: M.RoutingInfoForSmRes, now: float) -> None:
-        vlr = SccpAddress.gt_e164(res.network_node_number.digits, 7)  # VLR SSN (Q.713 Annex B)
-        open_info = M.encode_dialogue_external(M.MapOpen(AddressString.imsi(res.imsi),
-                                                         AddressString.e164(self._local_gt())))  # fmt: skip
-        arg = M.encode_ussd_arg(M.ussd_arg(st.push_text))
-        d = self.table.begin(vlr, USSD_AC, (tcap.Invoke(1, st.push_mode.value, arg),), (open_info,), now=now)
-        st.kind = _Kind.PUSH
-        d.user = st
-        self.pushes[st.ident] = d
 
     def _push_event(self, d: Dialogue, st: _State, ev: TableEvent) -> None:
         pid = st.ident

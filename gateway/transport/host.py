@@ -4,9 +4,9 @@ Everything the stack produces goes through here and nowhere else: the transports
 events (:meth:`StackHost.sink`), it runs the node, gives each table event to the TC-user (the MAP USSD service, or
 the network simulator), and dispatches what the TC-user emits to the service registered for that event type
 (:meth:`StackHost.on`: the session manager for pull events, the push service for push events). Services act
-through the host (:class:`UssdHost`: ``reply``, ``finish``, ``abort``, ``push``), which supplies ``now`` from the
-loop's clock. Output is flushed once per loop turn (``call_soon``, as aioquic's ``transmit``), never re-entered: a
-service acting while an event is being dispatched only schedules the next flush.
+through the host (:class:`UssdHost`: ``reply``, ``finish``, ``abort``, ``route``, ``deliver``), which supplies
+``now`` from the loop's clock. Output is flushed once per loop turn (``call_soon``, as aioquic's ``transmit``),
+never re-entered: a service acting while an event is being dispatched only schedules the next flush.
 
 It is also the shell's containment boundary for one event to a service and one timer tick
 (gateway/stack/containment.py).
@@ -180,7 +180,11 @@ class UssdHost(StackHost[UssdService]):
         self.user.abort(session, outcome)
         self.schedule()
 
-    def push(self, msisdn: str, text: str, *, hlr: SccpAddress, mode: Mode = Mode.NOTIFY) -> int:
-        ident = self.user.push(msisdn, text, hlr=hlr, mode=mode, now=self.loop.time())
+    def route(self, msisdn: str, *, hlr: SccpAddress) -> int:
+        ident = self.user.route(msisdn, hlr=hlr, now=self.loop.time())
         self.schedule()
         return ident
+
+    def deliver(self, push: int, imsi: str, vlr: str, text: str, *, mode: Mode) -> None:
+        self.user.deliver(push, imsi, vlr, text, mode=mode, now=self.loop.time())
+        self.schedule()

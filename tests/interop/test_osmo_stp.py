@@ -92,7 +92,7 @@ async def test_ussd_dialogues_both_ways_through_osmo_stp(stp: OsmoStp, tmp_path:
     from gateway.stack.map_ussd import Mode, PushDelivered
     from gateway.transport.host import StackHost
     from tests.support import tshark
-    from tests.support.network import GW_PC, HLR, MENU, NET_PC, gateway_node, network_node
+    from tests.support.network import GW_PC, MENU, NET_PC, gateway_node, network_node
 
     capture = PcapWriter(tmp_path / "via-osmo-stp.pcap")
     addresses = {"gw": ("127.0.0.11", 40001), "sim": ("127.0.0.12", 40002)}
@@ -135,7 +135,7 @@ async def test_ussd_dialogues_both_ways_through_osmo_stp(stp: OsmoStp, tmp_path:
             runners["sim"].schedule()
             await wait_for(lambda session=session: session.done)  # type: ignore[misc]
             assert (session.menus, session.final) == ([MENU], "Balance: 12.50 EUR"), round_
-            push = gw_host.push("491720000001", f"push {round_}", hlr=HLR, mode=Mode.NOTIFY)
+            push = gw.push(gw_host, "491720000001", f"push {round_}", Mode.NOTIFY)
             await wait_for(lambda push=push: PushDelivered(push, None) in gw.app_events)  # type: ignore[misc]
             if round_ == 0:
                 await loop.run_in_executor(None, stp.restart)

@@ -10,6 +10,7 @@ from gateway.codecs.sccp import SccpAddress
 from gateway.ops.metrics import StackMetrics
 from gateway.sim.network import NetworkSim, Subscriber
 from gateway.stack.map_ussd import (
+    Mode,
     PushDelivered,
     PushFailed,
     PushRouted,
@@ -38,6 +39,13 @@ class Gateway:
     node: SignallingNode
     ussd: UssdService
     app_events: list[UssdEvent] = field(default_factory=list)
+    outbox: dict[int, tuple[str, Mode]] = field(default_factory=dict)  # pushes routed and waiting for delivery
+
+    def push(self, host: UssdHost, msisdn: str, text: str, mode: Mode = Mode.NOTIFY) -> int:
+        """A push in the two steps a push service takes: route now, deliver once routed."""
+        pid = host.route(msisdn, hlr=HLR)
+        self.outbox[pid] = (text, mode)
+        return pid
 
     def host(self) -> UssdHost:
         """The gateway in the asyncio shell (in a running loop), serving :func:`demo_app` through its host."""
@@ -52,6 +60,9 @@ class Gateway:
                     host.finish(ev.session, "Unknown service code")
             elif isinstance(ev, UserAnswered):
                 host.finish(ev.session, "Balance: 12.50 EUR" if ev.text == "1" else "Bye")
+            elif isinstance(ev, PushRouted) and ev.push in self.outbox:
+                text, mode = self.outbox.pop(ev.push)
+                host.deliver(ev.push, ev.imsi, ev.vlr, text, mode=mode)
 
         for kind in (SessionStarted, UserAnswered, SessionClosed, PushRouted, PushDelivered, PushFailed):
             host.on(kind, app)
