@@ -12,7 +12,7 @@ ARCHITECTURE.md ("Containment"):
 - ``UssdService.handle``: one TC indication -> Reject mistypedParameter in TC-END for an opening invoke
   (TS 29.002 §15.6), else TC-U-ABORT, and the session closed with outcome ``gateway-error``;
 - in the shell, ``StackHost`` (gateway/transport/host.py) for one event to a service and one timer tick, and the
-  transports' ``data_received`` as the last resort.
+  transports' reads (``AssociationDriver.contained`` in gateway/transport/association.py) as the last resort.
 """
 
 from __future__ import annotations

@@ -48,6 +48,10 @@ class SignallingNode:
         if association not in self.associations:
             self.associations.append(association)
 
+    def detach(self, association: M3uaAssociation) -> None:
+        if association in self.associations:
+            self.associations.remove(association)
+
     # ---- from the network ----
 
     def on_m3ua_event(self, association: M3uaAssociation, event: Event, now: float) -> None:

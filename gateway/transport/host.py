@@ -37,6 +37,7 @@ class TcUser(Protocol):
 
 class Connection(Protocol):
     association: M3uaAssociation
+    closed: asyncio.Future[None]
 
     def flush(self) -> None: ...
 
@@ -64,8 +65,16 @@ class StackHost(Generic[U]):
 
     def add(self, connection: Connection) -> None:
         """A transport connection (TCP or SCTP) whose association the node may send on."""
-        self.connections = [c for c in self.connections if c.association is not connection.association]
-        self.connections.append(connection)
+        live: list[Connection] = []
+        for c in self.connections:
+            if c.association is connection.association:
+                continue  # a client's association, reconnected
+            if c.closed.done():
+                self.node.detach(c.association)  # an accepted connection that has gone: its association with it
+                continue
+            live.append(c)
+        live.append(connection)
+        self.connections = live
         self.node.attach(connection.association)
 
     def sink(self, association: M3uaAssociation, event: Event) -> None:

@@ -3,8 +3,9 @@
 SCTP keeps message boundaries, so there is no framer: one recvmsg is one M3UA message. Each message carries the
 payload protocol identifier 3 (M3UA) and a stream: management on stream 0, DATA on the stream the association
 chose from the SLS. The stdlib socket module is enough: ``sendmsg`` with an SCTP_SNDINFO control message and
-``recvmsg`` with SCTP_RCVINFO (RFC 6458 §5.3.4/§5.3.5). This machine's kernel has no SCTP; the tests run this
-module under User-Mode Linux (tests/support/uml.py).
+``recvmsg`` with SCTP_RCVINFO (RFC 6458 §5.3.4/§5.3.5). Everything else (output, events, timer, containment, the
+server's shared AS registry) is :mod:`gateway.transport.association`, as over TCP. This machine's kernel has no
+SCTP; the tests run this module under User-Mode Linux (tests/support/uml.py).
 """
 
 from __future__ import annotations
@@ -15,10 +16,10 @@ import socket
 import struct
 from collections.abc import Callable
 
-from gateway.ops.faults import log_only
 from gateway.ops.metrics import StackMetrics
-from gateway.stack.containment import FaultObserver, fault
-from gateway.stack.m3ua_asp import AssociationConfig, AssociationLost, Event, M3uaAssociation, drain
+from gateway.stack.containment import FaultObserver
+from gateway.stack.m3ua_asp import AssociationConfig, M3uaAssociation
+from gateway.transport.association import AssociationDriver, DrivenConnection, EventSink, ServerAssociations
 from gateway.transport.reconnect import keep_connected
 
 IPPROTO_SCTP = 132
@@ -36,8 +37,6 @@ SCTP_GET_LOCAL_ADDRS = 109
 
 _SNDINFO = struct.Struct("=HHIIi")  # snd_sid, snd_flags, snd_ppid (network order), snd_context, snd_assoc_id
 _RCVINFO = struct.Struct("=HHHxxIIIIi")  # sid, ssn, flags, (pad), ppid, tsn, cumtsn, context, assoc_id
-
-EventSink = Callable[[M3uaAssociation, Event], None]
 
 
 def sctp_socket() -> socket.socket:
@@ -101,52 +100,31 @@ def parse_rcvinfo(ancdata: list[tuple[int, int, bytes]]) -> tuple[int, int] | No
     return None
 
 
-class M3uaSctpConnection:
+class M3uaSctpConnection(DrivenConnection):
     """One SCTP association carrying one M3UA association, driven by the event loop's reader callbacks."""
 
     def __init__(self, sock: socket.socket, association: M3uaAssociation, on_event: EventSink,
                  metrics: StackMetrics | None = None, faults: FaultObserver | None = None) -> None:  # fmt: skip
-        self.metrics = metrics
-        self.faults = faults or log_only()
-        association.faults = self.faults
         self.sock = sock
-        self.association = association
-        self.on_event = on_event
         self.loop = asyncio.get_running_loop()
-        self.closed: asyncio.Future[None] = self.loop.create_future()
         self.received_streams: list[tuple[int, int]] = []  # (stream, ppid) of the last messages, for tests/metrics
-        self.tap: Callable[[bytes, bool], None] | None = None  # sees every M3UA message: (octets, sent by us)
         try:
             self.streams = outbound_streams(sock)  # DATA streams are 1..streams-1 (RFC 4666 §1.4.7)
         except OSError:
             self.streams = STREAMS
-        self._timer: asyncio.TimerHandle | None = None
+        super().__init__(AssociationDriver(association, on_event, self._send, self.close, metrics=metrics,
+                                           faults=faults))  # fmt: skip
         sock.setblocking(False)
         self.loop.add_reader(sock.fileno(), self._readable)
-        association.connection_made(self.loop.time())
-        self._after_input()
-
-    def send_data(self, opc: int, dpc: int, sls: int, payload: bytes) -> bool:
-        ok = self.association.send_data(opc, dpc, sls, payload)
-        self._after_input()
-        return ok
-
-    def flush(self) -> None:
-        """Send what the association has queued (the node runner calls this after each burst of work)."""
-        if not self.closed.done():
-            self._after_input()
+        self.driver.connected()
 
     def close(self) -> None:
         if self.closed.done():
             return
         self.loop.remove_reader(self.sock.fileno())
-        if self._timer is not None:
-            self._timer.cancel()
         with contextlib.suppress(OSError):
             self.sock.close()
-        self.association.connection_lost()
-        self._deliver_events()
-        self.closed.set_result(None)
+        self.driver.lost()
 
     def _readable(self) -> None:
         try:
@@ -159,81 +137,47 @@ class M3uaSctpConnection:
         if not data:
             self.close()
             return
-        try:  # the last resort: nothing one message raises may stop this association's input
-            self._received(data, ancdata)
-        except Exception as exc:
-            self.faults.internal_error(fault("transport", exc, data))
+        self.driver.contained(data, lambda: self._received(data, ancdata))
 
     def _received(self, data: bytes, ancdata: list[tuple[int, int, bytes]]) -> None:
-        if self.metrics is not None and len(data) >= 8:
-            self.metrics.count_m3ua(self.association.config.name, "rx", data[2], data[3])
-        if self.tap is not None:
-            self.tap(data, False)
         info = parse_rcvinfo(ancdata)
         if info is not None:
             self.received_streams.append(info)
             del self.received_streams[:-64]
-        self.association.receive(data, self.loop.time(), info[0] if info is not None else None)
-        self._after_input()
+        self.driver.received(data, self.loop.time(), info[0] if info is not None else None)
+        self.driver.flush()
 
-    def _deliver_events(self) -> list[Event]:
-        _, events = drain(self.association)
-        for event in events:
-            self.on_event(self.association, event)
-        return events
-
-    def _after_input(self) -> None:
-        out = list(self.association.outgoing)
-        self.association.outgoing.clear()
-        for item in out:
-            stream = item.stream
-            if stream >= self.streams:  # the peer granted fewer streams than we asked for
-                stream = 1 + (stream - 1) % (self.streams - 1) if self.streams > 1 else 0
-            try:
-                send_m3ua(self.sock, item.data, stream)
-            except OSError:
-                self.close()
-                return
-            if self.tap is not None:
-                self.tap(item.data, True)
-            if self.metrics is not None:
-                self.metrics.count_m3ua(self.association.config.name, "tx", item.data[2], item.data[3])
-        if any(isinstance(e, AssociationLost) for e in self._deliver_events()):
+    def _send(self, data: bytes, stream: int) -> bool:
+        if stream >= self.streams:  # the peer granted fewer streams than we asked for
+            stream = 1 + (stream - 1) % (self.streams - 1) if self.streams > 1 else 0
+        try:
+            send_m3ua(self.sock, data, stream)
+        except OSError:
             self.close()
-            return
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        deadline = self.association.next_deadline()
-        if deadline is not None:
-            self._timer = self.loop.call_at(deadline, self._on_timer)
-
-    def _on_timer(self) -> None:
-        self._timer = None
-        if not self.closed.done():
-            self.association.handle_timer(self.loop.time())
-            self._after_input()
+            return False
+        return True
 
 
 async def serve(host: str, port: int, config: AssociationConfig, on_event: EventSink,
                 on_connection: Callable[[M3uaSctpConnection], None] | None = None,
                 metrics: StackMetrics | None = None, extra_addresses: tuple[str, ...] = (),
                 faults: FaultObserver | None = None) -> socket.socket:  # fmt: skip
-    """Accept ASPs over SCTP (SG/IPSP role). Returns the listening socket (close it to stop)."""
+    """Accept ASPs over SCTP (SG/IPSP role). Returns the listening socket (close it to stop). Each connection gets
+    its own association built from ``config``; they share one :class:`AsRegistry` so that traffic modes (override /
+    loadshare) hold across connections, as over TCP."""
     loop = asyncio.get_running_loop()
     listener = sctp_socket()
     bind_multihomed(listener, [host, *extra_addresses], port)
     listener.listen(16)
     listener.setblocking(False)
+    server = ServerAssociations(config, on_event, on_connection)
 
     def accept() -> None:
         try:
             conn, _ = listener.accept()
         except BlockingIOError:
             return
-        proto = M3uaSctpConnection(conn, M3uaAssociation(config), on_event, metrics, faults)
-        if on_connection is not None:
-            on_connection(proto)
+        server.accept(lambda association, sink: M3uaSctpConnection(conn, association, sink, metrics, faults))
 
     loop.add_reader(listener.fileno(), accept)
     return listener
