@@ -6,7 +6,10 @@ commits and API reads run side by side. Each operation is one transaction on one
 Round trips (design.md §8: one per batch, not one per change): a group commit locks and loads its pushes in two
 statements and writes them with ``executemany``, which asyncpg pipelines (one round trip for all the rows,
 https://magicstack.github.io/asyncpg/current/api/index.html#asyncpg.connection.Connection.executemany): the cost of
-a batch does not grow with its size in round trips, only in rows.
+a batch does not grow with its size in round trips, only in rows. Measured (bench/bench_push_store.py, a local
+server with fsync and synchronous_commit on): one transaction per change 269 changes/s, group commits of 200
+4,266/s. The Python work of a batch (records, JSON) runs on the loop: 200 changes hold it up to ~30 ms, so the
+push service should keep its batches to a loop turn's worth, as design.md §8 has it.
 
 Claiming across nodes (design.md §8): ``SELECT ... FOR UPDATE SKIP LOCKED`` (two nodes never wait on, nor take,
 each other's rows, https://www.postgresql.org/docs/15/sql-select.html#SQL-FOR-UPDATE-SHARE) and a lease: a dead
