@@ -339,6 +339,14 @@ async def test_waiting_pushes_expire_with_their_callback(store: PushStore) -> No
     assert row.push_id == queued.id and row.payload["state"] == "expired"
 
 
+async def test_expiry_of_many_pushes_at_once(store: PushStore) -> None:
+    """More pushes than one SQLite statement's IN (...) is given (store_sqlite.LOAD_CHUNK)."""
+    for i in range(1200):
+        await put(store, mk(str(i), ttl_s=10))
+    assert await store.expire_due(T0 + 10) == 1200
+    assert (await store.counts())[State.EXPIRED] == 1200
+
+
 async def test_recovery_applies_the_crash_rule(store: PushStore) -> None:
     routing = await put(store, mk("1"))
     sent = await put(store, mk("2", callback_url=CALLBACK))

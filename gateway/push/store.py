@@ -242,6 +242,9 @@ def one_per_msisdn(candidates: Sequence[tuple[str, str]], limit: int) -> list[st
     return ids
 
 
+OVERFETCH = 4  # claim_due reads this many candidates per push wanted: several of one MSISDN count once
+TOKEN_SELECT = "SELECT name, hash, scopes, msisdn_prefix, rate, created_at, revoked_at FROM tokens"
+
 # The pushes table's columns, in the order of push_values and push_from (both backends select and insert them so).
 COLUMNS = ("id", "msisdn", "text", "mode", "route", "state", "cause", "answer", "attempts", "created_at",
            "updated_at", "expires_at", "next_attempt_at", "campaign", "metadata", "callback_url",

@@ -33,7 +33,9 @@ from gateway.push.model import State
 from gateway.push.store import (
     FINAL_SQL,
     IN_FLIGHT_SQL,
+    OVERFETCH,
     SELECT,
+    TOKEN_SELECT,
     WAITING_SQL,
     Created,
     HistoryEntry,
@@ -68,13 +70,11 @@ if TYPE_CHECKING:  # asyncpg's classes are generic only in asyncpg-stubs
     from asyncpg.pool import PoolConnectionProxy
 
     Conn = PoolConnectionProxy[asyncpg.Record]
-OVERFETCH = 4  # claim_due reads this many candidates per push wanted: several of one MSISDN count once
 # pg_try_advisory_xact_lock(key1, key2) namespaces: ours do not collide with other users of advisory locks.
 LOCK_MIGRATE, LOCK_MSISDN = 0x70757368, 0x7075736D
 # How long create() waits for an uncommitted first request with the same idempotency key before answering that it
 # is in flight (Stripe's 409); the lock_timeout applies to that wait only (SET LOCAL, this transaction).
 IN_FLIGHT_WAIT = "200ms"
-TOKENS = "SELECT name, hash, scopes, msisdn_prefix, rate, created_at, revoked_at FROM tokens"
 
 
 class PostgresStore(PushStore):
@@ -280,11 +280,11 @@ class PostgresStore(PushStore):
         return Token(name, hash, tuple(scopes), msisdn_prefix, rate, now)
 
     async def token_by_hash(self, hash: str) -> Token | None:
-        row = await self._pool.fetchrow(f"{TOKENS} WHERE hash = $1 AND revoked_at IS NULL", hash)
+        row = await self._pool.fetchrow(f"{TOKEN_SELECT} WHERE hash = $1 AND revoked_at IS NULL", hash)
         return None if row is None else token_from(row)
 
     async def token_list(self) -> builtins.list[Token]:
-        return [token_from(row) for row in await self._pool.fetch(f"{TOKENS} ORDER BY name")]
+        return [token_from(row) for row in await self._pool.fetch(f"{TOKEN_SELECT} ORDER BY name")]
 
     async def token_revoke(self, name: str, now: float) -> bool:
         status = await self._pool.execute("UPDATE tokens SET revoked_at = $1 WHERE name = $2 AND revoked_at IS NULL",

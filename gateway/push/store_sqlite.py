@@ -39,7 +39,9 @@ from gateway.push.model import State
 from gateway.push.store import (
     FINAL_SQL,
     IN_FLIGHT_SQL,
+    OVERFETCH,
     SELECT,
+    TOKEN_SELECT,
     WAITING_SQL,
     Created,
     HistoryEntry,
@@ -71,7 +73,9 @@ from gateway.push.store import (
 
 T = TypeVar("T")
 Synchronous = Literal["NORMAL", "FULL"]
-OVERFETCH = 4  # claim_due reads this many candidates per push wanted: several of one MSISDN count once
+# Ids per IN (...): SQLite allows 32,766 parameters (https://www.sqlite.org/limits.html#max_variable_number), and
+# expire_due or recover may load more pushes than that at once.
+LOAD_CHUNK = 1000
 
 
 class SqliteStore(PushStore):
@@ -119,16 +123,18 @@ class SqliteStore(PushStore):
     # --- on the store's thread ---
 
     def _load(self, ids: Sequence[str]) -> dict[str, Push]:
-        if not ids:
-            return {}
-        marks = ", ".join("?" * len(ids))
-        histories: dict[str, list[HistoryEntry]] = {i: [] for i in ids}
-        for push_id, state, at, detail in self._db.execute(
-                f"SELECT push_id, state, at, detail FROM push_history WHERE push_id IN ({marks}) ORDER BY push_id, seq",
-                ids):  # fmt: skip
-            histories[push_id].append(HistoryEntry(State(state), at, detail))
-        rows = self._db.execute(f"{SELECT} WHERE id IN ({marks})", ids)
-        return {row[0]: push_from(row, histories[row[0]]) for row in rows}
+        loaded: dict[str, Push] = {}
+        for start in range(0, len(ids), LOAD_CHUNK):
+            chunk = ids[start:start + LOAD_CHUNK]
+            marks = ", ".join("?" * len(chunk))
+            histories: dict[str, list[HistoryEntry]] = {i: [] for i in chunk}
+            for push_id, state, at, detail in self._db.execute(
+                    f"SELECT push_id, state, at, detail FROM push_history WHERE push_id IN ({marks}) "
+                    "ORDER BY push_id, seq", chunk):  # fmt: skip
+                histories[push_id].append(HistoryEntry(State(state), at, detail))
+            for row in self._db.execute(f"{SELECT} WHERE id IN ({marks})", chunk):
+                loaded[row[0]] = push_from(row, histories[row[0]])
+        return loaded
 
     def _write(self, after: Sequence[Push], outbox: Sequence[OutboxRow], now: float) -> None:
         try:
@@ -283,11 +289,11 @@ class SqliteStore(PushStore):
         return token
 
     async def token_by_hash(self, hash: str) -> Token | None:
-        rows = await self._run(self._query, f"{TOKENS} WHERE hash = ? AND revoked_at IS NULL", (hash,))
+        rows = await self._run(self._query, f"{TOKEN_SELECT} WHERE hash = ? AND revoked_at IS NULL", (hash,))
         return token_from(rows[0]) if rows else None
 
     async def token_list(self) -> builtins.list[Token]:
-        return [token_from(row) for row in await self._run(self._query, f"{TOKENS} ORDER BY name")]
+        return [token_from(row) for row in await self._run(self._query, f"{TOKEN_SELECT} ORDER BY name")]
 
     async def token_revoke(self, name: str, now: float) -> bool:
         sql = "UPDATE tokens SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL"
@@ -301,7 +307,6 @@ class SqliteStore(PushStore):
         return {State(state): 0 for state in State} | {State(state): n for state, n in rows}
 
 
-TOKENS = "SELECT name, hash, scopes, msisdn_prefix, rate, created_at, revoked_at FROM tokens"
 
 
 def _connect(path: Path, synchronous: Synchronous) -> sqlite3.Connection:  # on the store's thread

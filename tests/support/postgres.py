@@ -10,7 +10,6 @@ survives a power cut); bench/bench_push_store.py starts one with ``durable=True`
 from __future__ import annotations
 
 import os
-import pwd
 import shutil
 import socket
 import subprocess
@@ -46,7 +45,6 @@ class PostgresServer:
         self.base = Path(tempfile.mkdtemp(prefix="ussd-pg-"))
         self.data = self.base / "data"
         self.log = self.base / "server.log"
-        self.user = "postgres" if os.geteuid() == 0 else pwd.getpwuid(os.geteuid()).pw_name
         self._names = count()
 
     @property
