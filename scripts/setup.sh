@@ -13,7 +13,10 @@ if [ "$want_test" = 1 ]; then
   # user-mode-linux + busybox-static: a kernel with SCTP for the SCTP tests; debootstrap: osmo-stp chroot.
   # redis-server: the state store of the third-party anysd application (tests/apps/anysd_app);
   # openssl: the self-signed certificate of the https application test.
-  apt_pkgs+=(tshark libosmogsm18 libosmocore19 user-mode-linux busybox-static debootstrap redis-server openssl)
+  # postgresql: the push store's PostgreSQL backend runs against a real server (tests/support/postgres.py starts
+  # its own on loopback from the binaries; the packaged cluster's service is not used).
+  apt_pkgs+=(tshark libosmogsm18 libosmocore19 user-mode-linux busybox-static debootstrap redis-server openssl
+             postgresql)
 fi
 missing=()
 for p in "${apt_pkgs[@]}"; do

@@ -1,1 +1,1 @@
-pytest_plugins = ["tests.support.ci_honesty"]
+pytest_plugins = ["tests.support.ci_honesty", "tests.support.postgres"]
