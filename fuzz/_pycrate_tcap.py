@@ -3,8 +3,10 @@ tests/interop/test_tcap_map_pycrate.py, for the differential checks of the TCAP 
 
 from __future__ import annotations
 
+from typing import Any
+
 from fuzz import _tolerances
-from fuzz.driver import Finding, expect
+from fuzz.driver import Finding, accepts, expect
 from gateway.codecs import map as M
 from gateway.codecs import tcap
 from gateway.codecs.errors import CodecError
@@ -25,6 +27,11 @@ def compare(data: bytes, msg: tcap.TcapMessage) -> None:
     for c in getattr(msg, "components", ()):
         if isinstance(c, tcap.Invoke | tcap.ReturnResult) and c.opcode is not None and not M.serves(c.opcode):
             return
+        if isinstance(c, tcap.Invoke | tcap.ReturnResult) and c.opcode is not None:
+            decode = M.decode_argument if isinstance(c, tcap.Invoke) else M.decode_result
+            value = accepts(decode, c.opcode, c.parameter)
+            if _tolerances.isdn_address_too_long(value):
+                return
         if isinstance(c, tcap.ReturnError) and c.error_code not in _MAP_ERRORS:
             return  # pycrate drops the parameter of an error TS 29.002 does not define
     if not _tolerances.canonical_map_parts(msg):
@@ -39,4 +46,14 @@ def compare(data: bytes, msg: tcap.TcapMessage) -> None:
         theirs = canon_pycrate(py.get_val())
     except Exception as exc:
         raise Finding(f"pycrate refuses a TCAP message we accept: {exc!r} {data.hex()}") from None
-    expect(theirs == ours, "pycrate reads another TCAP value", data.hex(), theirs, ours)
+    expect(_no_error_parameters(theirs) == _no_error_parameters(ours), "pycrate reads another TCAP value",
+           data.hex(), theirs, ours)  # fmt: skip
+
+
+def _no_error_parameters(canon: tuple[Any, ...]) -> tuple[Any, ...]:
+    """T11: pycrate drops a ReturnError's parameter when it does not decode as the error's type (it keeps no raw
+    form), so whether a ReturnError has a parameter is left out of the comparison."""
+    if canon[0] == "abort":
+        return canon
+    comps = tuple(c[:3] if c[0] == "re" else c for c in canon[4])
+    return (*canon[:4], comps)

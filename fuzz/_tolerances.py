@@ -109,3 +109,24 @@ def only_externals(msg: tcap.TcapMessage) -> tcap.TcapMessage:
         return msg
     kept = d._replace(user_information=tuple(ui for ui in d.user_information if ui[:1] == b"\x28"))
     return msg._replace(dialogue=kept)  # type: ignore[arg-type]
+
+
+def wide_integer(msg: tcap.TcapMessage) -> bool:
+    """T12: an INTEGER of more than 4 octets in TCAP (invoke ID, operation or error code, problem ...): we refuse it
+    (no Q.773/MAP value needs more; InvokeIdType is -128..127, MAP's local codes 0..127), asn1tools reads it."""
+    values: list[object] = [getattr(msg, "p_abort_cause", None)]
+    d = msg.dialogue
+    if d is not None:
+        values += [getattr(d, name, None) for name in ("result", "diagnostic", "abort_source")]
+    for c in getattr(msg, "components", ()):
+        values += [getattr(c, name, None) for name in ("invoke_id", "linked_id", "opcode", "error_code", "problem")]
+    return any(isinstance(v, int) and not -(2**31) <= v < 2**31 for v in values)
+
+
+def isdn_address_too_long(value: object) -> bool:
+    """T13: we read an ISDN-AddressString (msisdn, networkNode-Number, additional-Number) of up to 20 octets, the
+    AddressString maximum; TS 29.002 §17.7.8 limits ISDN-AddressString to 9 octets, and pycrate enforces it."""
+    from gateway.codecs.map_address import AddressString
+
+    fields = [getattr(value, name, None) for name in ("msisdn", "network_node_number", "additional_number")]
+    return any(isinstance(a, AddressString) and len(a.encode()) > 9 for a in fields)
