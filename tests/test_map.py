@@ -202,4 +202,4 @@ def test_sri_sm_arg_mti_is_an_integer_0_to_10(fields: str) -> None:
 def test_sri_sm_arg_sm_rp_pri_is_a_one_octet_boolean() -> None:
     with pytest.raises(MapError):  # X.690 §8.2.1; an empty one read as True
         M.decode_sri_sm_arg(bytes.fromhex("300c" "8003914781" "8100" "8203914781"))
-    assert M.decode_sri_sm_arg(bytes.fromhex("300f" "8003914781" "810101" "8203914781" "880101")).sm_rp_mti == 1
+    assert M.decode_sri_sm_arg(bytes.fromhex("3010" "8003914781" "810101" "8203914781" "880101")).sm_rp_mti == 1
