@@ -130,3 +130,24 @@ def isdn_address_too_long(value: object) -> bool:
 
     fields = [getattr(value, name, None) for name in ("msisdn", "network_node_number", "additional_number")]
     return any(isinstance(a, AddressString) and len(a.encode()) > 9 for a in fields)
+
+
+def _overlong_tag(element: bytes) -> bool:
+    if not element or element[0] & 0x1F != 0x1F:
+        return False
+    count = 0
+    for octet in element[1:]:
+        count += 1
+        if not octet & 0x80:
+            break
+    return count > 4
+
+
+def overlong_tag(msg: tcap.TcapMessage) -> bool:
+    """T16: an identifier of the high-tag-number form (X.690 §8.1.2.4) with more than 4 subsequent octets (a tag
+    number beyond 28 bits) at the top of an open type: we refuse it (gateway/codecs/ber.py; nothing in TCAP or MAP
+    needs more), asn1tools reads it."""
+    parts = [getattr(c, "parameter", None) or b"" for c in getattr(msg, "components", ())]
+    if msg.dialogue is not None:
+        parts += msg.dialogue.user_information
+    return any(_overlong_tag(p) for p in parts)
