@@ -4,7 +4,7 @@ tests/interop/test_tcap_map_pycrate.py, for the differential checks of the TCAP 
 from __future__ import annotations
 
 from fuzz import _tolerances
-from fuzz.driver import Finding, expect
+from fuzz.driver import Finding, accepts, expect
 from gateway.codecs import map as M
 from gateway.codecs import tcap
 from gateway.codecs.errors import CodecError
@@ -25,8 +25,13 @@ def compare(data: bytes, msg: tcap.TcapMessage) -> None:
     for c in getattr(msg, "components", ()):
         if isinstance(c, tcap.Invoke | tcap.ReturnResult) and c.opcode is not None and not M.serves(c.opcode):
             return
-        if isinstance(c, tcap.ReturnError) and c.error_code not in _MAP_ERRORS:
-            return  # pycrate drops the parameter of an error TS 29.002 does not define
+        if isinstance(c, tcap.Invoke | tcap.ReturnResult) and c.opcode is not None:
+            decode = M.decode_argument if isinstance(c, tcap.Invoke) else M.decode_result
+            value = accepts(decode, c.opcode, c.parameter)
+            if _tolerances.isdn_address_too_long(value) or (c.parameter is not None and isinstance(value, M.Unknown)):
+                return  # T13, or a result of an operation whose result the gateway does not decode
+        if isinstance(c, tcap.ReturnError) and (c.parameter is not None or c.error_code not in _MAP_ERRORS):
+            return  # T11
     if not _tolerances.canonical_map_parts(msg):
         return
     try:

@@ -109,3 +109,45 @@ def only_externals(msg: tcap.TcapMessage) -> tcap.TcapMessage:
         return msg
     kept = d._replace(user_information=tuple(ui for ui in d.user_information if ui[:1] == b"\x28"))
     return msg._replace(dialogue=kept)  # type: ignore[arg-type]
+
+
+def wide_integer(msg: tcap.TcapMessage) -> bool:
+    """T12: an INTEGER of more than 4 octets in TCAP (invoke ID, operation or error code, problem ...): we refuse it
+    (no Q.773/MAP value needs more; InvokeIdType is -128..127, MAP's local codes 0..127), asn1tools reads it."""
+    values: list[object] = [getattr(msg, "p_abort_cause", None)]
+    d = msg.dialogue
+    if d is not None:
+        values += [getattr(d, name, None) for name in ("result", "diagnostic", "abort_source")]
+    for c in getattr(msg, "components", ()):
+        values += [getattr(c, name, None) for name in ("invoke_id", "linked_id", "opcode", "error_code", "problem")]
+    return any(isinstance(v, int) and not -(2**31) <= v < 2**31 for v in values)
+
+
+def isdn_address_too_long(value: object) -> bool:
+    """T13: we read an ISDN-AddressString (msisdn, networkNode-Number, additional-Number) of up to 20 octets, the
+    AddressString maximum; TS 29.002 §17.7.8 limits ISDN-AddressString to 9 octets, and pycrate enforces it."""
+    from gateway.codecs.map_address import AddressString
+
+    fields = [getattr(value, name, None) for name in ("msisdn", "network_node_number", "additional_number")]
+    return any(isinstance(a, AddressString) and len(a.encode()) > 9 for a in fields)
+
+
+def _overlong_tag(element: bytes) -> bool:
+    if not element or element[0] & 0x1F != 0x1F:
+        return False
+    count = 0
+    for octet in element[1:]:
+        count += 1
+        if not octet & 0x80:
+            break
+    return count > 4
+
+
+def overlong_tag(msg: tcap.TcapMessage) -> bool:
+    """T16: an identifier of the high-tag-number form (X.690 §8.1.2.4) with more than 4 subsequent octets (a tag
+    number beyond 28 bits) at the top of an open type: we refuse it (gateway/codecs/ber.py; nothing in TCAP or MAP
+    needs more), asn1tools reads it."""
+    parts = [getattr(c, "parameter", None) or b"" for c in getattr(msg, "components", ())]
+    if msg.dialogue is not None:
+        parts += msg.dialogue.user_information
+    return any(_overlong_tag(p) for p in parts)

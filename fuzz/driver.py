@@ -15,6 +15,7 @@ helpers import it lazily.
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -64,7 +65,9 @@ def main(argv: list[str]) -> None:
     name = argv[1]
     with atheris.instrument_imports(include=["gateway", "fuzz"]):
         harness = importlib.import_module(f"fuzz.fuzz_{name}")
-    atheris.Setup([argv[0], *argv[2:]], harness.test_one_input)
+    # libFuzzer's -merge and -fork re-run argv[0] with their own flags: FUZZ_SELF names an executable that runs
+    # this harness (e.g. a two-line shell script ending in `python -m fuzz.driver <name> "$@"`).
+    atheris.Setup([os.environ.get("FUZZ_SELF", argv[0]), *argv[2:]], harness.test_one_input)
     atheris.Fuzz()
 
 

@@ -21,6 +21,7 @@ def test_one_input(data: bytes) -> None:
     expect(again == msg, "asn1tools round trip", msg, again)
     if encoded == data:
         ours = accepts(tcap.decode, data)
-        tolerated = ours is not None and _tolerances.big_first_subidentifier(ours)
+        tolerated = (ours is not None and _tolerances.big_first_subidentifier(ours)) or (
+            ours is None and (_tolerances.wide_integer(msg) or _tolerances.overlong_tag(msg)))
         expect(ours == _tolerances.only_externals(msg) or tolerated, "the hand-tuned path reads another value",
                data.hex(), msg, ours)  # fmt: skip

@@ -185,3 +185,19 @@ def test_map_error_diagnostics_beyond_one_octet_round_trip(code: int, diagnostic
 def test_map_error_bare_enumerated_longer_than_two_octets_is_kept_raw() -> None:
     info = M.decode_error(13, bytes.fromhex("0a041b308001"))
     assert info.diagnostic is None and info.raw == bytes.fromhex("0a041b308001")
+
+
+@pytest.mark.parametrize("fields", ["88012a", "8802000a", "880100ff", "8800"])
+def test_sri_sm_arg_mti_is_an_integer_0_to_10(fields: str) -> None:
+    # TS 29.002 §17.7.6 SM-RP-MTI ::= INTEGER (0..10): any length and value came through (and 256 and up then
+    # raised ValueError on re-encoding); pycrate refuses them (fuzz/crashers/layers)
+    good = M.encode_sri_sm_arg(M.RoutingInfoForSmArg(AddressString.e164("4917"), True, AddressString.e164("4918")))
+    body = good[2:] + bytes.fromhex(fields)
+    with pytest.raises(MapError):
+        M.decode_sri_sm_arg(bytes((0x30, len(body))) + body)
+
+
+def test_sri_sm_arg_sm_rp_pri_is_a_one_octet_boolean() -> None:
+    with pytest.raises(MapError):  # X.690 §8.2.1; an empty one read as True
+        M.decode_sri_sm_arg(bytes.fromhex("300c" "8003914781" "8100" "8203914781"))
+    assert M.decode_sri_sm_arg(bytes.fromhex("3010" "8003914781" "810101" "8203914781" "880101")).sm_rp_mti == 1

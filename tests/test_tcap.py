@@ -193,3 +193,11 @@ def test_the_asn1tools_path_checks_the_transaction_id_sizes() -> None:
     for decode in (tcap.decode, tcap_asn1.decode):
         with pytest.raises(TcapError):
             decode(data)
+
+
+def test_a_unidirectional_with_an_empty_component_portion_is_refused_by_both_paths() -> None:
+    # asn1tools read it as Unidirectional(dialogue, ()), which neither encoder can write (fuzz/crashers/tcap_asn1)
+    data = bytes((0x61, 2)) + bytes.fromhex("6c00")
+    for decode in (tcap.decode, tcap_asn1.decode):
+        with pytest.raises(TcapError):
+            decode(data)

@@ -11,6 +11,7 @@ from gateway.codecs.map_address import AddressString, decode_imsi, encode_imsi
 from gateway.codecs.values import typed_value
 
 OP_SEND_ROUTING_INFO_FOR_SM = 45
+MAX_SM_RP_MTI = 10  # TS 29.002 §17.7.6 SM-RP-MTI ::= INTEGER (0..10)
 
 
 @typed_value
@@ -67,7 +68,11 @@ def decode_sri_sm_arg(param: bytes) -> RoutingInfoForSmArg:
         raise MapError(f"malformed RoutingInfoForSM-Arg: {exc}") from None
     if 0x80 not in fields or 0x81 not in fields or 0x82 not in fields:
         raise MapError("RoutingInfoForSM-Arg without msisdn, sm-RP-PRI or serviceCentreAddress")
+    if len(fields[0x81]) != 1:
+        raise MapError("sm-RP-PRI is not a one-octet BOOLEAN")  # X.690 §8.2.1
     mti = fields.get(0x88)
+    if mti is not None and (len(mti) != 1 or mti[0] > MAX_SM_RP_MTI):
+        raise MapError(f"sm-RP-MTI {mti.hex()} is not an INTEGER (0..10)")  # TS 29.002 §17.7.6, X.690 §8.3
     return RoutingInfoForSmArg(
         AddressString.decode(fields[0x80]),
         fields[0x81] != b"\x00",

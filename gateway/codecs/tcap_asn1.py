@@ -186,6 +186,8 @@ def decode(data: bytes) -> tcap.TcapMessage:
         if kind == "end":
             return tcap.End(bytes(v["dtid"]), dialogue, comps)
         if kind == "unidirectional":
+            if not comps:  # Q.773 §4.2: the components are mandatory, as the hand-tuned path finds
+                raise ValueError("Unidirectional without components")
             return tcap.Unidirectional(dialogue, comps)
         reason = v.get("reason")
         if reason is None:
