@@ -1,0 +1,174 @@
+"""The push service over the real stack: gateway node and simulator (HLR, MSC/VLR, handsets) over M3UA/TCP on
+loopback, a real store (SQLite, and PostgreSQL for the main flow). Each outcome of a push is driven through the
+network and read back from the store: its state, cause, attempts and history."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gateway.push.model import Backoff, Mode, State
+from gateway.push.service import PushService, PushSettings
+from gateway.push.store import Push, PushStore, Transition, new_push
+from gateway.push.store_postgres import PostgresStore
+from gateway.push.store_sqlite import SqliteStore
+from gateway.sim.network import Subscriber
+from gateway.stack.m3ua_asp import AspState, AssociationConfig, Role
+from gateway.stack.map_ussd import PushDelivered, PushFailed, PushRouted
+from gateway.transport import tcp
+from gateway.transport.host import StackHost, UssdHost
+from tests.support.aio import wait_for
+from tests.support.network import gateway_node, network_node
+
+ACK, BUSY, ABSENT, SILENT, UNKNOWN = "491720000001", "491720000002", "491720000003", "491720000004", "491729999999"
+FAST = Backoff(base=0.05, cap=0.2, jitter=0.5)
+
+
+@dataclass
+class Net:
+    service: PushService
+    store: PushStore
+    sim: Any
+    host: UssdHost
+
+    async def push(self, msisdn: str, *, mode: Mode = Mode.NOTIFY, ttl_s: float = 30.0, text: str = "Code 1234") -> str:
+        created = await self.store.create(new_push(msisdn=msisdn, text=text, mode=mode, now=time.time(),
+                                                   ttl_s=ttl_s), None, msisdn + text, "test")  # fmt: skip
+        self.service.wake()
+        return created.push.id
+
+    async def final(self, push_id: str, timeout: float = 10.0) -> Push:
+        loop = asyncio.get_running_loop()
+        end = loop.time() + timeout
+        while True:
+            p = await self.store.get(push_id)
+            if p.state.final:
+                return p
+            if loop.time() > end:
+                raise AssertionError(f"push still {p.state}: {p.history}")
+            await asyncio.sleep(0.02)
+
+
+@asynccontextmanager
+async def network(store: PushStore, settings: PushSettings) -> AsyncIterator[Net]:
+    """The gateway (its host, the push service on ``store``) and the simulator, connected over M3UA/TCP."""
+    gw = gateway_node()
+    sim = network_node()
+    sim.add(Subscriber(SILENT, "262011234567894", vlr_behaviour="silent"))
+    host = UssdHost(gw.node, gw.ussd)
+    sim_host = StackHost(sim.node, sim)
+    server = await tcp.serve("127.0.0.1", 0, AssociationConfig(name="gw", role=Role.SG, routing_contexts=(1,),
+                                                                beat_interval=0), host.sink, host.add)  # fmt: skip
+    port = server.sockets[0].getsockname()[1]
+    conns: list[tcp.M3uaTcpProtocol] = []
+
+    def on_sim(proto: tcp.M3uaTcpProtocol) -> None:
+        conns.append(proto)
+        sim_host.add(proto)
+
+    stop = asyncio.Event()
+    client = asyncio.create_task(tcp.run_client("127.0.0.1", port, AssociationConfig(
+        name="sim", role=Role.ASP, routing_contexts=(1,), beat_interval=0), sim_host.sink, on_connection=on_sim,
+        stop=stop))  # fmt: skip
+    service = PushService(store, host, settings, ready=lambda: bool(conns) and
+                          conns[-1].association.state is AspState.ACTIVE)  # fmt: skip
+    for kind in (PushRouted, PushDelivered, PushFailed):
+        host.on(kind, service.on_event)
+    await wait_for(lambda: bool(conns) and conns[-1].association.state is AspState.ACTIVE)
+    await service.start()
+    try:
+        yield Net(service, store, sim, host)
+    finally:
+        await service.stop()
+        stop.set()
+        await asyncio.wait_for(client, 5)
+        server.close()
+        await server.wait_closed()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[PushStore]:
+    if request.param == "sqlite":
+        opened: PushStore = await SqliteStore.open(tmp_path / "push.db")
+    else:
+        opened = await PostgresStore.open(request.getfixturevalue("postgres_server").new_database())
+    yield opened
+    await opened.close()
+
+
+def states(p: Push) -> list[str]:
+    return [h.state.value for h in p.history]
+
+
+async def test_every_outcome_of_a_push(store: PushStore) -> None:
+    async with network(store, PushSettings(backoff=FAST)) as net:
+        ack = await net.push(ACK)
+        answered = await net.push(ACK, mode=Mode.REQUEST, text="Accept? 1=Yes")
+        unknown = await net.push(UNKNOWN)
+        busy = await net.push(BUSY, ttl_s=1.0)
+        absent = await net.push(ABSENT, ttl_s=1.0)
+        p = await net.final(ack)
+        assert p.state is State.ACKNOWLEDGED and states(p) == ["queued", "routing", "sent", "acknowledged"]
+        assert p.attempts == 1 and p.cause is None
+        p = await net.final(answered)
+        assert p.state is State.ANSWERED and p.answer == "1"  # one MSISDN: the second waited for the first
+        p = await net.final(unknown)
+        assert (p.state, p.cause, states(p)) == (State.FAILED, "unknown_subscriber", ["queued", "routing", "failed"])
+        p = await net.final(busy)
+        assert p.state is State.EXPIRED and p.cause == "ussd_busy" and p.attempts >= 2
+        assert states(p)[:5] == ["queued", "routing", "sent", "retry_wait", "routing"]
+        p = await net.final(absent)
+        assert p.state is State.EXPIRED and p.cause == "absent_subscriber_sm" and "sent" not in states(p)
+        shown = [(imsi, text) for imsi, text, _ in net.sim.pushes_received]
+        assert shown.count(("262011234567890", "Code 1234")) == 1  # acknowledged once, never again
+        assert not net.service.flight and len(net.host.node.table) == 0
+
+
+class RefusingSent(SqliteStore):
+    """A real store whose commit of ``sent`` fails (a full disk, a lost database)."""
+
+    async def transition_many(self, changes: Sequence[Transition], now: float) -> list[Push]:
+        if any(c.state is State.SENT for c in changes):
+            raise OSError("injected: the store cannot commit")
+        return await super().transition_many(changes, now)
+
+
+async def test_nothing_reaches_the_handset_before_sent_is_committed(tmp_path: Path) -> None:
+    store = await RefusingSent.open(tmp_path / "push.db")
+    try:
+        async with network(store, PushSettings(backoff=FAST)) as net:
+            pid = await net.push(ACK)
+            await wait_for(lambda: net.service.flight == {}, 5.0)
+            await asyncio.sleep(0.3)
+            p = await store.get(pid)
+            assert states(p) == ["queued", "routing"] and net.sim.pushes_received == []  # routed, never sent
+    finally:
+        await store.close()
+
+
+async def test_a_push_out_when_the_gateway_stops_is_never_sent_again(tmp_path: Path) -> None:
+    """The crash rule: SILENT's VLR never answers, the gateway stops with the invoke out; at the next start the
+    push ends unconfirmed, and nothing is sent again."""
+    path = tmp_path / "push.db"
+    store = await SqliteStore.open(path)
+    async with network(store, PushSettings()) as net:
+        pid = await net.push(SILENT)
+        await wait_for(lambda: len(net.sim.pushes_received) == 1, 5.0)
+    await store.close()
+    store = await SqliteStore.open(path)
+    assert (await store.get(pid)).state is State.SENT  # as the gateway left it
+    try:
+        async with network(store, PushSettings()) as net:
+            p = await net.final(pid)
+            assert p.state is State.UNCONFIRMED and states(p)[-2:] == ["sent", "unconfirmed"]
+            await asyncio.sleep(0.3)
+            assert net.sim.pushes_received == []  # the new simulator saw nothing: not resent
+    finally:
+        await store.close()
