@@ -6,6 +6,7 @@
     ussd-gateway run [-c FILE]   run the gateway (embedded default: M3UA SG on 127.0.0.1:2905, demo *123#)
     ussd-gateway dial CODE       act as one handset (menus on screen, answers from the keyboard or --input)
     ussd-gateway sim CODE        dial with scripted answers, or many times (a load generator)
+    ussd-gateway phone MSISDN    act as the HLR and MSC/VLR of one handset: show each network-initiated USSD
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from gateway.codecs.errors import CodecError
 from gateway.codecs.map_address import AddressString
 from gateway.codecs.sccp import SccpAddress
 from gateway.sim.dial import dial
+from gateway.sim.phone import phone
 from gateway.sim.run import SimSettings, dial_many
 
 # design.md §3: a real TC-BEGIN (processUnstructuredSS-Request "*123#", msisdn 491720000001), as pycrate and
@@ -146,18 +148,34 @@ def _sim(args: argparse.Namespace) -> int:
     return 0 if ended == len(sessions) else 1
 
 
+async def _read_line() -> str | None:
+    """One answer from the keyboard (or a pipe); None at the end of input (the Cancel key)."""
+    if sys.stdin.isatty():
+        print("> ", end="", flush=True)
+    line = await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+    if line and not sys.stdin.isatty():
+        print(f"> {line.strip()}", flush=True)  # a transcript shows the piped answers
+    return line if line else None
+
+
+def _phone(args: argparse.Namespace) -> int:
+    host, _, port = args.connect.rpartition(":")
+    try:
+        return asyncio.run(phone(host or "127.0.0.1", int(port), msisdn=args.msisdn, imsi=args.imsi,
+                                 answers=[a for a in args.input.split(",") if a], read_line=_read_line,
+                                 out=sys.stdout, as_json=args.json, count=args.count, connect_timeout=args.wait,
+                                 settings=SimSettings(register=args.register, transport=args.transport)))  # fmt: skip
+    except (OSError, TimeoutError) as exc:
+        print(json.dumps({"error": f"cannot reach the gateway at {args.connect}: {exc}"}), file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 0
+
+
 def _dial(args: argparse.Namespace) -> int:
     host, _, port = args.connect.rpartition(":")
     answers = [a for a in args.input.split(",") if a]
-
-    async def read_line() -> str | None:
-        if sys.stdin.isatty():
-            print("> ", end="", flush=True)
-        line = await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
-        if line and not sys.stdin.isatty():
-            print(f"> {line.strip()}", flush=True)  # a transcript shows the piped answers
-        return line if line else None  # end of input: cancel
-
+    read_line = _read_line
     try:
         return asyncio.run(dial(host or "127.0.0.1", int(port), args.code, msisdn=args.msisdn, answers=answers,
                                 read_line=read_line, out=sys.stdout, as_json=args.json, connect_timeout=args.wait,
@@ -193,9 +211,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     dl.add_argument("--register", action="store_true", help="register a routing key first (osmo-stp)")
     dl.add_argument("--wait", type=float, default=10.0, help="seconds to wait for the M3UA association")
     dl.add_argument("--transport", choices=("tcp", "sctp"), default="tcp", help="M3UA over TCP or kernel SCTP")
+    ph = sub.add_parser("phone", help="act as the HLR and MSC/VLR of one handset: show network-initiated USSD")
+    ph.add_argument("msisdn", help="the handset's MSISDN (international digits)")
+    ph.add_argument("--imsi", default="262011234567890")
+    ph.add_argument("--connect", default="127.0.0.1:2905", help="HOST:PORT of the gateway or STP (M3UA/TCP)")
+    ph.add_argument("--input", default="", help="answers to requests to use first, comma-separated; then the keyboard")
+    ph.add_argument("--count", type=int, default=None, help="stop after this many texts (default: run until Ctrl-C)")
+    ph.add_argument("--json", action="store_true", help="one JSON object per network message")
+    ph.add_argument("--register", action="store_true", help="register a routing key first (osmo-stp)")
+    ph.add_argument("--wait", type=float, default=10.0, help="seconds to wait for the M3UA association")
+    ph.add_argument("--transport", choices=("tcp", "sctp"), default="tcp", help="M3UA over TCP or kernel SCTP")
     args = parser.parse_args(argv)
     if args.command == "dial":
         return _dial(args)
+    if args.command == "phone":
+        return _phone(args)
     if args.command == "sim":
         return _sim(args)
     if args.command == "run":

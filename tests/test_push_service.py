@@ -20,12 +20,12 @@ from gateway.push.store import Push, PushStore, Transition, new_push
 from gateway.push.store_postgres import PostgresStore
 from gateway.push.store_sqlite import SqliteStore
 from gateway.sim.network import Subscriber
-from gateway.stack.m3ua_asp import AspState, AssociationConfig, Role
-from gateway.stack.map_ussd import PushDelivered, PushFailed, PushRouted
+from gateway.stack.m3ua_asp import AssociationConfig, Role
 from gateway.transport import tcp
 from gateway.transport.host import StackHost, UssdHost
 from tests.support.aio import wait_for
-from tests.support.network import gateway_node, network_node
+from tests.support.network import network_node
+from tests.support.push import push_gateway
 
 ACK, BUSY, ABSENT, SILENT, UNKNOWN = "491720000001", "491720000002", "491720000003", "491720000004", "491729999999"
 FAST = Backoff(base=0.05, cap=0.2, jitter=0.5)
@@ -59,38 +59,20 @@ class Net:
 @asynccontextmanager
 async def network(store: PushStore, settings: PushSettings) -> AsyncIterator[Net]:
     """The gateway (its host, the push service on ``store``) and the simulator, connected over M3UA/TCP."""
-    gw = gateway_node()
     sim = network_node()
     sim.add(Subscriber(SILENT, "262011234567894", vlr_behaviour="silent"))
-    host = UssdHost(gw.node, gw.ussd)
     sim_host = StackHost(sim.node, sim)
-    server = await tcp.serve("127.0.0.1", 0, AssociationConfig(name="gw", role=Role.SG, routing_contexts=(1,),
-                                                                beat_interval=0), host.sink, host.add)  # fmt: skip
-    port = server.sockets[0].getsockname()[1]
-    conns: list[tcp.M3uaTcpProtocol] = []
-
-    def on_sim(proto: tcp.M3uaTcpProtocol) -> None:
-        conns.append(proto)
-        sim_host.add(proto)
-
-    stop = asyncio.Event()
-    client = asyncio.create_task(tcp.run_client("127.0.0.1", port, AssociationConfig(
-        name="sim", role=Role.ASP, routing_contexts=(1,), beat_interval=0), sim_host.sink, on_connection=on_sim,
-        stop=stop))  # fmt: skip
-    service = PushService(store, host, settings, ready=lambda: bool(conns) and
-                          conns[-1].association.state is AspState.ACTIVE)  # fmt: skip
-    for kind in (PushRouted, PushDelivered, PushFailed):
-        host.on(kind, service.on_event)
-    await wait_for(lambda: bool(conns) and conns[-1].association.state is AspState.ACTIVE)
-    await service.start()
-    try:
-        yield Net(service, store, sim, host)
-    finally:
-        await service.stop()
-        stop.set()
-        await asyncio.wait_for(client, 5)
-        server.close()
-        await server.wait_closed()
+    async with push_gateway(store, settings) as gw:
+        stop = asyncio.Event()
+        client = asyncio.create_task(tcp.run_client("127.0.0.1", gw.port, AssociationConfig(
+            name="sim", role=Role.ASP, routing_contexts=(1,), beat_interval=0), sim_host.sink,
+            on_connection=sim_host.add, stop=stop))  # fmt: skip
+        await wait_for(gw.ready)
+        try:
+            yield Net(gw.service, store, sim, gw.host)
+        finally:
+            stop.set()
+            await asyncio.wait_for(client, 5)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -35,7 +35,8 @@ class Subscriber:
     msisdn: str
     imsi: str
     # What the VLR does with a push: "ack" (notify acknowledged / request answered with ``answer``), "silent"
-    # (no answer: the gateway times out), or a MAP error code (e.g. 27 absentSubscriber, 72 ussd-Busy).
+    # (no answer: the gateway times out), "handset" (shown to the user: a NetworkUssd event; a request waits for
+    # NetworkSim.answer_network), or a MAP error code (e.g. 27 absentSubscriber, 72 ussd-Busy).
     vlr_behaviour: str | int = "ack"
     answer: str = "1"
     hlr_error: int | None = None  # e.g. 1 unknownSubscriber, 6 absentSubscriberSM
@@ -66,13 +67,25 @@ class HandsetSession:
 
 
 @dataclass(slots=True)
+class NetworkUssd:
+    """A network-initiated USSD text on a handset whose subscriber's VLR behaviour is "handset"."""
+
+    msisdn: str
+    text: str
+    dcs: int
+    request: bool  # unstructuredSS-Request: the network waits for the user's answer (answer_network)
+    dialogue: Dialogue
+    invoke_id: int
+
+
+@dataclass(slots=True)
 class NetworkSim:
     node: SignallingNode
     gateway: SccpAddress  # where handsets' service codes go (the gateway's GT, gsmSCF)
     subscribers: dict[str, Subscriber] = field(default_factory=dict)
     sessions: dict[int, HandsetSession] = field(default_factory=dict)  # by dialogue id
     pushes_received: list[tuple[str, str, int]] = field(default_factory=list)  # (imsi, text, opcode)
-    events: deque[HandsetSession] = field(default_factory=deque)  # each handset session once it is over
+    events: deque[HandsetSession | NetworkUssd] = field(default_factory=deque)  # sessions over, texts shown
     _by_imsi: dict[str, Subscriber] = field(default_factory=dict)
     _ids: itertools.count[int] = field(default_factory=itertools.count)
 
@@ -103,6 +116,16 @@ class NetworkSim:
             return
         res = M.encode_ussd_res(M.ussd_res(text))
         self.node.table.continue_(d, (tcap.ReturnResult(invoke_id, M.OP_USSR, res),), now)
+
+    def answer_network(self, ussd: NetworkUssd, text: str | None) -> None:
+        """The user's answer to a network-initiated request; None presses cancel (TC-U-ABORT)."""
+        if ussd.dialogue.did not in self.node.table.dialogues:
+            return  # the network gave up meanwhile
+        if text is None:
+            self.node.table.u_abort(ussd.dialogue)
+            return
+        res = M.encode_ussd_res(M.ussd_res(text))
+        self.node.table.end(ussd.dialogue, (tcap.ReturnResult(ussd.invoke_id, M.OP_USSR, res),))
 
     def handle(self, event: TableEvent, now: float) -> None:
         if isinstance(event, BeginIndication):
@@ -181,12 +204,19 @@ class NetworkSim:
             imsi = (open_info.destination_reference.digits
                     if isinstance(open_info, M.MapOpen) and open_info.destination_reference else "")  # fmt: skip
             sub = self._by_imsi.get(imsi)
-            text = M.decode_ussd_arg(inv.parameter or b"").text()
+            arg = M.decode_ussd_arg(inv.parameter or b"")
+            text = arg.text()
             self.pushes_received.append((imsi, text, int(inv.opcode)))
             if sub is None:
                 self.node.table.end(d, (tcap.ReturnError(inv.invoke_id, 27),))  # absentSubscriber
                 return
             if sub.vlr_behaviour == "silent":
+                return
+            if sub.vlr_behaviour == "handset":
+                request = inv.opcode == M.OP_USSR
+                self.events.append(NetworkUssd(sub.msisdn, text, arg.dcs, request, d, inv.invoke_id))
+                if not request:  # the handset shows the flash text and acknowledges it
+                    self.node.table.end(d, (tcap.ReturnResult(inv.invoke_id, None, None),))
                 return
             if isinstance(sub.vlr_behaviour, int):
                 self.node.table.end(d, (tcap.ReturnError(inv.invoke_id, sub.vlr_behaviour),))
