@@ -13,7 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client import generate_latest
 
+from gateway.ops.metrics import StackMetrics
 from gateway.push.model import Backoff, Mode, State
 from gateway.push.service import PushService, PushSettings
 from gateway.push.store import Push, PushStore, Transition, new_push
@@ -57,12 +59,13 @@ class Net:
 
 
 @asynccontextmanager
-async def network(store: PushStore, settings: PushSettings) -> AsyncIterator[Net]:
+async def network(store: PushStore, settings: PushSettings,
+                  metrics: StackMetrics | None = None) -> AsyncIterator[Net]:  # fmt: skip
     """The gateway (its host, the push service on ``store``) and the simulator, connected over M3UA/TCP."""
     sim = network_node()
     sim.add(Subscriber(SILENT, "262011234567894", vlr_behaviour="silent"))
     sim_host = StackHost(sim.node, sim)
-    async with push_gateway(store, settings) as gw:
+    async with push_gateway(store, settings, metrics) as gw:
         stop = asyncio.Event()
         client = asyncio.create_task(tcp.run_client("127.0.0.1", gw.port, AssociationConfig(
             name="sim", role=Role.ASP, routing_contexts=(1,), beat_interval=0), sim_host.sink,
@@ -90,7 +93,8 @@ def states(p: Push) -> list[str]:
 
 
 async def test_every_outcome_of_a_push(store: PushStore) -> None:
-    async with network(store, PushSettings(backoff=FAST)) as net:
+    metrics = StackMetrics()
+    async with network(store, PushSettings(backoff=FAST), metrics) as net:
         ack = await net.push(ACK)
         answered = await net.push(ACK, mode=Mode.REQUEST, text="Accept? 1=Yes")
         unknown = await net.push(UNKNOWN)
@@ -111,6 +115,18 @@ async def test_every_outcome_of_a_push(store: PushStore) -> None:
         shown = [(imsi, text) for imsi, text, _ in net.sim.pushes_received]
         assert shown.count(("262011234567890", "Code 1234")) == 1  # acknowledged once, never again
         assert not net.service.flight and len(net.host.node.table) == 0
+        await asyncio.sleep(1.1)  # the queue depth is read once a second
+    text = generate_latest(metrics.registry).decode()
+    for series in ('ussd_push_states_total{cause="",state="acknowledged"} 1.0',
+                   'ussd_push_states_total{cause="",state="answered"} 1.0',
+                   'ussd_push_states_total{cause="unknown_subscriber",state="failed"} 1.0',
+                   'ussd_push_queue{state="acknowledged"} 1.0', 'ussd_push_queue{state="queued"} 0.0',
+                   "ussd_push_in_flight 0.0", "ussd_push_delivery_seconds_count 2.0"):
+        assert series in text, series
+    assert "ussd_push_sri_seconds_count 0.0" not in text
+    expired = [float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith("ussd_push_states_total{") and 'state="expired"' in line]  # fmt: skip
+    assert sum(expired) == 2.0  # busy and absent: at a retry past the expiry, or while waiting in the queue
 
 
 class RefusingSent(SqliteStore):

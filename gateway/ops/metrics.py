@@ -184,6 +184,23 @@ class StackMetrics:
             "ussd_http_connections_open", "HTTP connections being served, per listener", ["listener"], registry=r
         )
 
+        self.push_states = Counter(
+            "ussd_push_states",
+            "Pushes entering each state (gateway/push/model.py), by cause for retry_wait, failed and expired",
+            ["state", "cause"],
+            registry=r,
+        )
+        self.push_in_flight = Gauge("ussd_push_in_flight", "Pushes in routing or sent on this node", registry=r)
+        self.push_queue = Gauge("ussd_push_queue", "Pushes in the store by state (all nodes)", ["state"], registry=r)
+        self.push_sri_latency = Histogram(
+            "ussd_push_sri_seconds", "SRI-for-SM out to the HLR's answer", registry=r,
+            buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30),
+        )  # fmt: skip
+        self.push_latency = Histogram(
+            "ussd_push_delivery_seconds", "A push's creation to its acknowledgement or answer", registry=r,
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 900, 3600),
+        )  # fmt: skip
+
     def child(self, metric: Any, *values: str) -> Any:
         """``metric.labels(*values)``, cached: prometheus_client's labels() costs microseconds per call, and the
         hot path counts several times per message."""

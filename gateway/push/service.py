@@ -23,6 +23,7 @@ from typing import Any, Protocol
 from gateway.codecs import sccp
 from gateway.codecs.sccp import SccpAddress
 from gateway.ops import logs
+from gateway.ops.metrics import StackMetrics
 from gateway.push.model import Backoff, Mode, State, after_failure
 from gateway.push.store import Push, PushStore, StoreError, Transition
 from gateway.stack import map_ussd
@@ -54,7 +55,8 @@ _MODES = {Mode.NOTIFY: map_ussd.Mode.NOTIFY, Mode.REQUEST: map_ussd.Mode.REQUEST
 class PushService:
     def __init__(self, store: PushStore, network: PushPort, settings: PushSettings, *,
                  ready: Callable[[], bool] = lambda: True, busy: Callable[[str], bool] = lambda msisdn: False,
-                 clock: Callable[[], float] = time.time, rng: random.Random | None = None) -> None:  # fmt: skip
+                 clock: Callable[[], float] = time.time, rng: random.Random | None = None,
+                 metrics: StackMetrics | None = None) -> None:  # fmt: skip
         self.store = store
         self.network = network
         self.settings = settings
@@ -63,7 +65,10 @@ class PushService:
         self.clock = clock
         self.rng = rng or random.Random()
         self.log = logs.get("ussd.push")
+        self.metrics = metrics
         self.flight: dict[int, Push] = {}  # the stack's push id -> the push it carries
+        self._routing_since: dict[int, float] = {}  # the stack's push id -> when its SRI-for-SM left (loop time)
+        self._queue_seen = 0.0  # when the queue depth was last read from the store
         self._committer = _Committer(store, clock)
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -107,7 +112,13 @@ class PushService:
     async def _step(self) -> None:
         s = self.settings
         now = self.clock()
-        await self.store.expire_due(now)
+        expired = await self.store.expire_due(now)
+        if expired and self.metrics is not None:  # waited past expires_at in the queue (their last cause stays)
+            self.metrics.child(self.metrics.push_states, State.EXPIRED.value, "in-queue").inc(expired)
+        if self.metrics is not None and now - self._queue_seen >= 1.0:
+            self._queue_seen = now
+            for state, n in (await self.store.counts()).items():
+                self.metrics.push_queue.labels(state.value).set(n)
         self._allowance = min(s.rate, self._allowance + (now - self._last) * s.rate)
         self._last = now
         room = min(s.max_in_flight - len(self.flight), int(self._allowance))
@@ -120,9 +131,15 @@ class PushService:
         changes = [Transition(p.id, State.ROUTING, f"SRI-for-SM, attempt {p.attempts + 1}", attempts=p.attempts + 1)
                    for p in claimed]  # fmt: skip
         routed = await self.store.transition_many(changes, self.clock())
+        started = asyncio.get_running_loop().time()
         for p in routed:
             hlr = SccpAddress.gt_e164(s.hlr_gt or p.msisdn, sccp.SSN_HLR)
-            self.flight[self.network.route(p.msisdn, hlr=hlr)] = p
+            ident = self.network.route(p.msisdn, hlr=hlr)
+            self.flight[ident] = p
+            self._routing_since[ident] = started
+            self._count(p)
+        if self.metrics is not None:
+            self.metrics.push_in_flight.set(len(self.flight))
 
     # ---- the network's answers (the host's push events) ----
 
@@ -130,10 +147,15 @@ class PushService:
         p = self.flight.get(ev.push)
         if p is None:
             return
+        since = self._routing_since.pop(ev.push, None)
         if isinstance(ev, PushRouted):
+            if since is not None and self.metrics is not None:
+                self.metrics.push_sri_latency.observe(asyncio.get_running_loop().time() - since)
             self._spawn(self._routed(ev, p))
             return
         del self.flight[ev.push]
+        if self.metrics is not None:
+            self.metrics.push_in_flight.set(len(self.flight))
         if isinstance(ev, PushDelivered):
             state = State.ANSWERED if p.mode is Mode.REQUEST else State.ACKNOWLEDGED
             detail = "answered" if state is State.ANSWERED else "acknowledged by the handset"
@@ -153,10 +175,21 @@ class PushService:
 
     async def _commit(self, change: Transition) -> Push | None:
         try:
-            return await self._committer.commit(change)
+            p = await self._committer.commit(change)
         except Exception as exc:
             self.log.error("push.commit_failed", push=change.id, state=change.state.value, error=str(exc))
             return None
+        self._count(p)
+        if self.metrics is not None and p.state in (State.ACKNOWLEDGED, State.ANSWERED):
+            self.metrics.push_latency.observe(max(0.0, p.updated_at - p.created_at))
+        return p
+
+    def _count(self, p: Push) -> None:
+        if self.metrics is not None:
+            # the cause's kind only (a MAP error name, timeout, "mistyped USSD-Res", ...): no free text in a label
+            failed = p.state in (State.RETRY_WAIT, State.FAILED, State.EXPIRED)
+            cause = (p.cause or "").split(":", 1)[0] if failed else ""
+            self.metrics.child(self.metrics.push_states, p.state.value, cause).inc()
 
     def _spawn(self, coro: Any) -> None:
         self._committer.tasks.add(task := asyncio.create_task(coro))

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
+from gateway.ops.metrics import StackMetrics
 from gateway.push.service import PushService, PushSettings
 from gateway.push.store import PushStore
 from gateway.stack.m3ua_asp import AspState, AssociationConfig, Role
@@ -28,13 +29,14 @@ class PushGateway:
 
 
 @asynccontextmanager
-async def push_gateway(store: PushStore, settings: PushSettings) -> AsyncIterator[PushGateway]:
+async def push_gateway(store: PushStore, settings: PushSettings,
+                       metrics: StackMetrics | None = None) -> AsyncIterator[PushGateway]:  # fmt: skip
     gw = gateway_node()
     host = UssdHost(gw.node, gw.ussd)
     server = await tcp.serve("127.0.0.1", 0, AssociationConfig(name="gw", role=Role.SG, routing_contexts=(1,),
                                                                 beat_interval=0), host.sink, host.add)  # fmt: skip
     holder: list[PushGateway] = []
-    service = PushService(store, host, settings, ready=lambda: bool(holder) and holder[0].ready())
+    service = PushService(store, host, settings, ready=lambda: bool(holder) and holder[0].ready(), metrics=metrics)
     for kind in (PushRouted, PushDelivered, PushFailed):
         host.on(kind, service.on_event)
     holder.append(PushGateway(host, service, server.sockets[0].getsockname()[1]))
