@@ -82,6 +82,11 @@ class SessionManager:
         self._idle = asyncio.Event()
         self._idle.set()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._msisdns: dict[str, int] = {}  # subscribers with a session in progress
+
+    def in_session(self, msisdn: str) -> bool:
+        """Whether the subscriber is in a session now (a push to them waits until it ends)."""
+        return msisdn in self._msisdns
 
     def on_event(self, ev: UssdEvent) -> None:
         if isinstance(ev, SessionStarted):
@@ -94,6 +99,11 @@ class SessionManager:
         elif isinstance(ev, SessionClosed):
             s = self.sessions.pop(ev.session, None)
             if s is not None:
+                msisdn = s.request.msisdn
+                if msisdn and self._msisdns.get(msisdn, 0) > 1:
+                    self._msisdns[msisdn] -= 1
+                elif msisdn:
+                    self._msisdns.pop(msisdn, None)
                 self._closed(s, s.outcome or ev.outcome, ev.detail)
 
     async def wait_idle(self, timeout: float) -> bool:
@@ -133,6 +143,8 @@ class SessionManager:
             return
         s = _Session(ev.session, route, request, time.time())
         self.sessions[ev.session] = s
+        if ev.msisdn:
+            self._msisdns[ev.msisdn] = self._msisdns.get(ev.msisdn, 0) + 1
         self._idle.clear()
         self.per_route[route.name] = self.per_route.get(route.name, 0) + 1
         if self.metrics is not None:
