@@ -132,9 +132,9 @@ class Gateway:
             if ev.text.endswith("#") and len(ev.text) < 12:
                 self.ussd.reply(ev.session, "1. Balance\n2. Exit", self.now)
             else:
-                self.ussd.finish(ev.session, "Unknown code")
+                self.ussd.finish(ev.session, "Unknown code", self.now)
         elif isinstance(ev, UserAnswered):
-            self.ussd.finish(ev.session, "Bye " + ev.text[:20])
+            self.ussd.finish(ev.session, "Bye " + ev.text[:20], self.now)
         elif isinstance(ev, PushRouted):  # the push service would commit "sent" here, then deliver
             self.ussd.deliver(ev.push, ev.imsi, ev.vlr, "Your code is 1234", mode=Mode.NOTIFY, now=self.now)
 

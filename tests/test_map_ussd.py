@@ -83,7 +83,7 @@ def test_pull_menu_answer_and_final_text() -> None:
     n.pump()
     (answer,) = n.app_events()
     assert answer == UserAnswered(started.session, "1", 0x0F)
-    n.gw.finish(started.session, "Your balance is 12.50 EUR")
+    n.gw.finish(started.session, "Your balance is 12.50 EUR", 0.0)
     n.pump()
     end = n.net_last(EndIndication)
     assert isinstance(end, EndIndication)

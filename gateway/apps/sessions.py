@@ -30,7 +30,7 @@ from gateway.ops import logs
 from gateway.ops.cdr import Cdr, CdrWriter, mask
 from gateway.ops.metrics import StackMetrics
 from gateway.routing.table import Route, RouteTable
-from gateway.stack.map_ussd import SessionClosed, SessionStarted, UserAnswered, UssdEvent
+from gateway.stack.map_ussd import PushSessionStarted, SessionClosed, SessionStarted, UserAnswered, UssdEvent
 
 DEFAULT_TEXTS = {
     "unknown": "Unknown service code.",
@@ -91,6 +91,8 @@ class SessionManager:
     def on_event(self, ev: UssdEvent) -> None:
         if isinstance(ev, SessionStarted):
             self._started(ev)
+        elif isinstance(ev, PushSessionStarted):
+            self._push_started(ev)
         elif isinstance(ev, UserAnswered):
             s = self.sessions.get(ev.session)
             if s is not None:
@@ -137,14 +139,30 @@ class SessionManager:
         if not route.allows(ev.msisdn, ev.imsi, vlr):
             self._refuse(ev.session, route, request, "unknown", "not-allowed")
             return
+        self._open(ev.session, route, request)
+
+    def _push_started(self, ev: PushSessionStarted) -> None:
+        """A request push was answered and the dialogue goes on: the answer is the first input to the push's
+        route (the application sees a session whose service code is the route's)."""
+        route = self.routes.named(ev.route)
+        vlr = ev.peer.gt.digits if ev.peer.gt is not None else None
+        request = AppRequest(f"{ev.session:016x}", ev.msisdn, route.code if route and route.code else "", (),
+                             (ev.answer,), ev.imsi, vlr, self.network_code, dcs=ev.dcs,
+                             language=dcs_codec.parse(ev.dcs).language)  # fmt: skip
+        if route is None or not route.primary_url:  # the route went away in a reload since the push was accepted
+            self._refuse(ev.session, route, request, "error", "unknown-code")
+            return
+        self._open(ev.session, route, request)
+
+    def _open(self, session: int, route: Route, request: AppRequest) -> None:
         if (self.draining or len(self.sessions) >= self.max_sessions
                 or self.per_route.get(route.name, 0) >= route.max_sessions):  # fmt: skip
-            self._refuse(ev.session, route, request, "busy", "busy")  # at once, never queued
+            self._refuse(session, route, request, "busy", "busy")  # at once, never queued
             return
-        s = _Session(ev.session, route, request, time.time())
-        self.sessions[ev.session] = s
-        if ev.msisdn:
-            self._msisdns[ev.msisdn] = self._msisdns.get(ev.msisdn, 0) + 1
+        s = _Session(session, route, request, time.time())
+        self.sessions[session] = s
+        if request.msisdn:
+            self._msisdns[request.msisdn] = self._msisdns.get(request.msisdn, 0) + 1
         self._idle.clear()
         self.per_route[route.name] = self.per_route.get(route.name, 0) + 1
         if self.metrics is not None:

@@ -35,7 +35,8 @@ class PushPort(Protocol):
 
     def route(self, msisdn: str, *, hlr: SccpAddress) -> int: ...
 
-    def deliver(self, push: int, imsi: str, vlr: str, text: str, *, mode: map_ussd.Mode) -> None: ...
+    def deliver(self, push: int, imsi: str, vlr: str, text: str, *, mode: map_ussd.Mode, route: str | None = None,
+                msisdn: str = "") -> None: ...  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,7 +172,8 @@ class PushService:
         if sent is None:  # not committed: it must not leave (at most once to the handset)
             self.flight.pop(ev.push, None)
             return
-        self.network.deliver(ev.push, ev.imsi, ev.vlr, p.text, mode=_MODES[p.mode])
+        self.network.deliver(ev.push, ev.imsi, ev.vlr, p.text, mode=_MODES[p.mode], msisdn=p.msisdn,
+                             route=p.route if p.mode is Mode.REQUEST else None)  # fmt: skip
 
     async def _commit(self, change: Transition) -> Push | None:
         try:

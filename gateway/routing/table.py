@@ -102,6 +102,10 @@ class RouteTable:
         self.default = default
         self.routes = routes
 
+    def named(self, name: str) -> Route | None:
+        """The route called ``name`` (a push in request mode names the route its answer continues with)."""
+        return next((r for r in self.routes if r.name == name), None)
+
     @classmethod
     def compile(cls, routes: Iterable[Route], *, file: str = "<config>") -> RouteTable:
         root = _Node()

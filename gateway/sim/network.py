@@ -85,6 +85,8 @@ class NetworkSim:
     subscribers: dict[str, Subscriber] = field(default_factory=dict)
     sessions: dict[int, HandsetSession] = field(default_factory=dict)  # by dialogue id
     pushes_received: list[tuple[str, str, int]] = field(default_factory=list)  # (imsi, text, opcode)
+    # network-initiated dialogues on "handset" subscribers, open at the VLR: dialogue id -> MSISDN
+    network_dialogues: dict[int, str] = field(default_factory=dict)
     events: deque[HandsetSession | NetworkUssd] = field(default_factory=deque)  # sessions over, texts shown
     _by_imsi: dict[str, Subscriber] = field(default_factory=dict)
     _ids: itertools.count[int] = field(default_factory=itertools.count)
@@ -117,15 +119,17 @@ class NetworkSim:
         res = M.encode_ussd_res(M.ussd_res(text))
         self.node.table.continue_(d, (tcap.ReturnResult(invoke_id, M.OP_USSR, res),), now)
 
-    def answer_network(self, ussd: NetworkUssd, text: str | None) -> None:
+    def answer_network(self, ussd: NetworkUssd, text: str | None, now: float) -> None:
         """The user's answer to a network-initiated request; None presses cancel (TC-U-ABORT)."""
         if ussd.dialogue.did not in self.node.table.dialogues:
             return  # the network gave up meanwhile
         if text is None:
+            self.network_dialogues.pop(ussd.dialogue.did, None)
             self.node.table.u_abort(ussd.dialogue)
             return
+        # The answer in a TC-CONTINUE: the network side decides whether the dialogue goes on (TS 24.090 §4.2).
         res = M.encode_ussd_res(M.ussd_res(text))
-        self.node.table.end(ussd.dialogue, (tcap.ReturnResult(ussd.invoke_id, M.OP_USSR, res),))
+        self.node.table.continue_(ussd.dialogue, (tcap.ReturnResult(ussd.invoke_id, M.OP_USSR, res),), now)
 
     def handle(self, event: TableEvent, now: float) -> None:
         if isinstance(event, BeginIndication):
@@ -133,6 +137,9 @@ class NetworkSim:
             return
         d = getattr(event, "dialogue", None)
         if d is None:
+            return
+        if d.did in self.network_dialogues:
+            self._network_continues(d, event, now)
             return
         session = self.sessions.get(d.did)
         if session is None:
@@ -215,7 +222,9 @@ class NetworkSim:
             if sub.vlr_behaviour == "handset":
                 request = inv.opcode == M.OP_USSR
                 self.events.append(NetworkUssd(sub.msisdn, text, arg.dcs, request, d, inv.invoke_id))
-                if not request:  # the handset shows the flash text and acknowledges it
+                if request:
+                    self.network_dialogues[d.did] = sub.msisdn
+                else:  # the handset shows the flash text and acknowledges it
                     self.node.table.end(d, (tcap.ReturnResult(inv.invoke_id, None, None),))
                 return
             if isinstance(sub.vlr_behaviour, int):
@@ -228,6 +237,20 @@ class NetworkSim:
                 self.node.table.end(d, (tcap.ReturnResult(inv.invoke_id, M.OP_USSR, answer),))
             return
         self.node.table.end(d, (tcap.Reject(inv.invoke_id, 1, 1),))  # unrecognized operation
+
+    def _network_continues(self, d: Dialogue, event: TableEvent, now: float) -> None:
+        """A network-initiated dialogue the handset answered goes on: further requests and notifies, then its end."""
+        msisdn = self.network_dialogues[d.did]
+        if isinstance(event, ContinueIndication):
+            for c in event.components:
+                if isinstance(c, tcap.Invoke) and c.opcode in (M.OP_USSR, M.OP_USSN):
+                    arg = M.decode_ussd_arg(c.parameter or b"")
+                    request = c.opcode == M.OP_USSR
+                    self.events.append(NetworkUssd(msisdn, arg.text(), arg.dcs, request, d, c.invoke_id))
+                    if not request:  # shown, acknowledged; the network releases the dialogue next
+                        self.node.table.continue_(d, (tcap.ReturnResult(c.invoke_id, None, None),), now)
+        elif isinstance(event, EndIndication | AbortIndication):
+            del self.network_dialogues[d.did]
 
     def _vlr_gt(self) -> str:
         return self.node.local.gt.digits if self.node.local.gt is not None else ""

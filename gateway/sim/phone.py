@@ -45,7 +45,7 @@ async def phone(host: str, port: int, *, msisdn: str, imsi: str, answers: list[s
             else:
                 line = await read_line() if read_line is not None else None
                 answer = line.strip() if line is not None else ""
-            sim.answer_network(ussd, answer or None)
+            sim.answer_network(ussd, answer or None, stack.now())
             stack.schedule()
         await asyncio.sleep(0.05)  # the last answer leaves before the association closes
         return 0

@@ -61,6 +61,22 @@ class SessionStarted:
 
 
 @dataclass(frozen=True, slots=True)
+class PushSessionStarted:
+    """A push in request mode was answered and the MSC/VLR kept the dialogue open: it goes on as a session with
+    the application of ``route``, ``answer`` its first input (TS 24.090: the network side continues with
+    unstructuredSS-Request and ends with unstructuredSS-Notify)."""
+
+    session: int
+    push: int
+    route: str
+    answer: str
+    dcs: int
+    msisdn: str
+    imsi: str
+    peer: SccpAddress  # the MSC/VLR
+
+
+@dataclass(frozen=True, slots=True)
 class UserAnswered:
     session: int
     text: str
@@ -100,7 +116,8 @@ class PushFailed:
     error_code: int | None = None
 
 
-UssdEvent = SessionStarted | UserAnswered | SessionClosed | PushRouted | PushDelivered | PushFailed
+UssdEvent = (SessionStarted | PushSessionStarted | UserAnswered | SessionClosed | PushRouted | PushDelivered
+             | PushFailed)  # fmt: skip
 
 
 class _Kind(enum.Enum):
@@ -117,6 +134,9 @@ class _State:
     pending_60: int | None = None  # our outstanding unstructuredSS-Request
     push_mode: Mode = Mode.NOTIFY
     msisdn: str = ""
+    route: str | None = None  # a request push's route: its answer continues as a session
+    imsi: str = ""
+    closing: int | None = None  # a push-born session's final unstructuredSS-Notify, awaiting its result
     hlr_ac: tuple[int, ...] = M.AC_SHORT_MSG_GATEWAY_V3
 
 
@@ -227,13 +247,20 @@ class UssdService:
         st.pending_60 = iid
         self.table.continue_(d, (tcap.Invoke(iid, M.OP_USSR, parameter),), now)
 
-    def finish(self, session: int, text: str) -> None:
-        """End the session with ``text`` (the USSD-Res of processUnstructuredSS-Request in TC-END)."""
-        parameter = M.encode_ussd_res(M.ussd_res(text))  # first: a text that cannot be encoded leaves the session
-        d = self.sessions.pop(session)
+    def finish(self, session: int, text: str, now: float) -> None:
+        """End the session with ``text``: the USSD-Res of processUnstructuredSS-Request in TC-END; for a session
+        born of a push (no such invoke), an unstructuredSS-Notify whose result ends the dialogue."""
+        d = self.sessions[session]
         st: _State = d.user
-        res = tcap.ReturnResult(st.invoke_59 or 1, M.OP_PROCESS_USSR, parameter)
-        self.table.end(d, (res,))
+        if st.invoke_59 is None:
+            parameter = M.encode_ussd_arg(M.ussd_arg(text))  # first: a text that cannot be encoded changes nothing
+            del self.sessions[session]
+            st.closing = self.table.new_invoke_id(d)
+            self.table.continue_(d, (tcap.Invoke(st.closing, M.OP_USSN, parameter),), now)
+        else:
+            parameter = M.encode_ussd_res(M.ussd_res(text))
+            del self.sessions[session]
+            self.table.end(d, (tcap.ReturnResult(st.invoke_59, M.OP_PROCESS_USSR, parameter),))
         self.events.append(SessionClosed(session, "completed"))
 
     def abort(self, session: int, outcome: str = "aborted") -> None:
@@ -246,6 +273,12 @@ class UssdService:
 
     def _pull_event(self, d: Dialogue, st: _State, ev: TableEvent) -> None:
         sid = st.ident
+        if st.closing is not None:  # the session is over for the application: only the dialogue's end is left
+            if isinstance(ev, ContinueIndication) and any(c.invoke_id == st.closing for c in ev.components):
+                self.table.end(d)
+            elif isinstance(ev, InvokeTimeout):
+                self.table.u_abort(d)
+            return
         if isinstance(ev, ContinueIndication):
             for c in ev.components:
                 if isinstance(c, tcap.ReturnResult) and c.invoke_id == st.pending_60 and c.parameter is not None:
@@ -301,16 +334,18 @@ class UssdService:
         self._send_sri(_State(_Kind.SRI, ident, msisdn=msisdn), hlr, now)
         return ident
 
-    def deliver(self, push: int, imsi: str, vlr: str, text: str, *, mode: Mode, now: float) -> None:
+    def deliver(self, push: int, imsi: str, vlr: str, text: str, *, mode: Mode, now: float,
+                route: str | None = None, msisdn: str = "") -> None:  # fmt: skip
         """Step 2: ``text`` to the handset through the MSC/VLR ``vlr`` (E.164 digits) serving ``imsi``
-        (``PushDelivered`` or ``PushFailed`` at stage "delivery"). A text that cannot be encoded raises before
+        (``PushDelivered`` or ``PushFailed`` at stage "delivery"); a request with a ``route`` whose answer comes in
+        a TC-CONTINUE goes on as a session (``PushSessionStarted``). A text that cannot be encoded raises before
         anything is sent."""
         arg = M.encode_ussd_arg(M.ussd_arg(text))  # first: a text that cannot be encoded changes nothing
         open_info = M.encode_dialogue_external(M.MapOpen(AddressString.imsi(imsi),
                                                          AddressString.e164(self._local_gt())))  # fmt: skip
         called = SccpAddress.gt_e164(vlr, 7)  # VLR SSN (Q.713 Annex B)
         d = self.table.begin(called, USSD_AC, (tcap.Invoke(1, mode.value, arg),), (open_info,), now=now)
-        d.user = _State(_Kind.PUSH, push, push_mode=mode)
+        d.user = _State(_Kind.PUSH, push, push_mode=mode, route=route, imsi=imsi, msisdn=msisdn)
         self.pushes[push] = d
 
     def _send_sri(self, st: _State, hlr: SccpAddress, now: float) -> None:
@@ -365,6 +400,7 @@ class UssdService:
             for c in ev.components:
                 if isinstance(c, tcap.ReturnResult) and c.invoke_id == 1:
                     answer = None
+                    dcs = 0x0F
                     if st.push_mode is Mode.REQUEST and c.parameter is not None:
                         try:
                             res = M.decode_ussd_res(c.parameter)
@@ -373,10 +409,14 @@ class UssdService:
                             self._fail(d, pid, "delivery", f"mistyped USSD-Res: {exc}",
                                        end=isinstance(ev, ContinueIndication))  # fmt: skip
                             return
+                        dcs = res.dcs
                     self.pushes.pop(pid, None)
-                    if isinstance(ev, ContinueIndication):
-                        self.table.end(d)
                     self.events.append(PushDelivered(pid, answer))
+                    if isinstance(ev, ContinueIndication):
+                        if st.route is not None and answer is not None:
+                            self._continue_as_session(d, st, answer, dcs)
+                        else:
+                            self.table.end(d)
                     return
                 if isinstance(c, tcap.ReturnError):
                     code = c.error_code if isinstance(c.error_code, int) else -1
@@ -392,6 +432,16 @@ class UssdService:
             self.events.append(PushFailed(pid, "delivery", reason))
         elif isinstance(ev, InvokeTimeout):
             self._fail(d, pid, "delivery", "timeout", abort=True)
+
+    def _continue_as_session(self, d: Dialogue, st: _State, answer: str, dcs: int) -> None:
+        """The answered request's dialogue becomes a session: the application's replies go out as further
+        unstructuredSS-Request invokes, its last text as unstructuredSS-Notify (TS 24.090 §4.2: network-initiated)."""
+        assert st.route is not None
+        ident = next(self._ids)
+        d.user = _State(_Kind.PULL, ident, msisdn=st.msisdn, imsi=st.imsi)
+        self.sessions[ident] = d
+        peer = d.peer if isinstance(d.peer, SccpAddress) else self.local
+        self.events.append(PushSessionStarted(ident, st.ident, st.route, answer, dcs, st.msisdn, st.imsi, peer))
 
     def _fail(self, d: Dialogue, pid: int, stage: str, reason: str, code: int | None = None, *,
               end: bool = False, abort: bool = False) -> None:  # fmt: skip

@@ -182,7 +182,7 @@ class UssdHost(StackHost[UssdService]):
         self.schedule()
 
     def finish(self, session: int, text: str) -> None:
-        self.user.finish(session, text)
+        self.user.finish(session, text, self.loop.time())
         self.schedule()
 
     def abort(self, session: int, outcome: str) -> None:
@@ -194,6 +194,7 @@ class UssdHost(StackHost[UssdService]):
         self.schedule()
         return ident
 
-    def deliver(self, push: int, imsi: str, vlr: str, text: str, *, mode: Mode) -> None:
-        self.user.deliver(push, imsi, vlr, text, mode=mode, now=self.loop.time())
+    def deliver(self, push: int, imsi: str, vlr: str, text: str, *, mode: Mode, route: str | None = None,
+                msisdn: str = "") -> None:  # fmt: skip
+        self.user.deliver(push, imsi, vlr, text, mode=mode, now=self.loop.time(), route=route, msisdn=msisdn)
         self.schedule()

@@ -83,9 +83,9 @@ def demo_app(ussd: UssdService, ev: UssdEvent, now: float) -> None:
         if ev.text == "*123#":
             ussd.reply(ev.session, MENU, now)
         else:
-            ussd.finish(ev.session, "Unknown service code")
+            ussd.finish(ev.session, "Unknown service code", now)
     elif isinstance(ev, UserAnswered):
-        ussd.finish(ev.session, "Balance: 12.50 EUR" if ev.text == "1" else "Bye")
+        ussd.finish(ev.session, "Balance: 12.50 EUR" if ev.text == "1" else "Bye", now)
 
 
 def gateway_node(metrics: StackMetrics | None = None) -> Gateway:
