@@ -29,10 +29,13 @@ from aiohttp import ClientSession
 from openapi_core import OpenAPI
 from openapi_core.testing import MockRequest, MockResponse
 
+from gateway.config.load import ConfigError
+from gateway.config.load import load as load_config
 from gateway.ops import logs
 from gateway.ops.http_listener import HttpLimits, HttpListener
 from gateway.push import tokens
 from gateway.push.api import METADATA_MAX_BYTES, ApiSettings, make_app
+from gateway.push.backends import open_store
 from gateway.push.model import State
 from gateway.push.store import PushStore
 from gateway.push.store_postgres import PostgresStore
@@ -576,3 +579,56 @@ def test_cli_token_create_refuses_bad_arguments(tmp_path: Path) -> None:
     assert _cli(tmp_path, "create", "x").returncode == 2  # a scope is required
     assert _cli(tmp_path, "create", "x", "--scope", "push:read", "--msisdn-prefix", "+49").returncode == 2
     assert _cli(tmp_path, "create", "x", "--scope", "push:read", "--rate", "0").returncode == 2
+
+
+# --- the configuration ---
+
+
+def test_the_default_configuration_has_push_and_its_api() -> None:
+    cfg = load_config()
+    assert cfg.push is not None and cfg.push.store == "sqlite:var/push.db" and cfg.push.default_ttl_s == 86_400
+    assert cfg.push.retention_s == 7 * 86_400 and cfg.push.rate == 100 and cfg.push_api_listen == ("127.0.0.1", 8090)
+
+
+@pytest.mark.parametrize(("edit", "key", "reason"), [
+    (("[push] ", "[push]\ncolour = 1\n"), "push.colour", "unknown key"),
+    (("[push_api]\n", "[push_api]\nport = 1\n"), "push_api.port", "unknown key"),
+    (('store = "sqlite:var/push.db"', 'store = "mysql://x"'), "push.store", "neither"),
+    (('store = "sqlite:var/push.db"', 'store = "sqlite:"'), "push.store", "file path"),
+    (("default_ttl_s = 86400", "default_ttl_s = 0"), "push.default_ttl_s", "positive"),
+    (("default_ttl_s = 86400", "default_ttl_s = 9999999"), "push.default_ttl_s", "max_ttl_s"),
+    (("max_in_flight = 1000", "max_in_flight = 1.5"), "push.max_in_flight", "expected int"),
+    (('# hlr_gt = "491700000000"', 'hlr_gt = "49x"'), "push.hlr_gt", "digits"),
+    (('node_id = "gw1"', 'node_id = ""'), "push.node_id", "empty"),
+    (('listen = "127.0.0.1:8090"', 'listen = "8090"'), "push_api.listen", "HOST:PORT"),
+])  # fmt: skip
+def test_a_bad_push_section_is_refused_with_file_key_reason(tmp_path: Path, edit: tuple[str, str], key: str,
+                                                           reason: str) -> None:  # fmt: skip
+    text = (ROOT / "config" / "default.toml").read_text()
+    assert edit[0] in text
+    path = tmp_path / "gateway.toml"
+    path.write_text(text.replace(edit[0], edit[1], 1))
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert info.value.file == str(path) and info.value.key == key and reason in info.value.reason
+
+
+def test_push_api_needs_a_push_section(tmp_path: Path) -> None:
+    text = (ROOT / "config" / "default.toml").read_text()
+    start, end = text.index("[push]"), text.index("[push_api]")
+    path = tmp_path / "gateway.toml"
+    path.write_text(text[:start] + text[end:])
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert info.value.key == "push_api"
+
+
+async def test_open_store_by_url(tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    store = await open_store(f"sqlite:{tmp_path / 'var' / 'push.db'}")
+    assert isinstance(store, SqliteStore) and (tmp_path / "var" / "push.db").exists()
+    await store.close()
+    store = await open_store(request.getfixturevalue("postgres_server").new_database())
+    assert isinstance(store, PostgresStore)
+    await store.close()
+    with pytest.raises(ValueError, match="neither"):
+        await open_store("redis://x")
