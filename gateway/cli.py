@@ -7,6 +7,12 @@
     ussd-gateway dial CODE       act as one handset (menus on screen, answers from the keyboard or --input)
     ussd-gateway sim CODE        dial with scripted answers, or many times (a load generator)
     ussd-gateway phone MSISDN    act as the HLR and MSC/VLR of one handset: show each network-initiated USSD
+
+    ussd-gateway token create NAME --scope push:write [--scope push:read] [--msisdn-prefix P] [--rate N] [-c FILE]
+    ussd-gateway token list [-c FILE]
+    ussd-gateway token revoke NAME [-c FILE]
+                                 the push API's tokens, in the push store the configuration names ([push] store);
+                                 the store is opened directly, so they work while the gateway runs
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import dataclasses
 import enum
 import json
 import sys
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -26,6 +33,12 @@ from gateway.codecs import map as map_codec
 from gateway.codecs.errors import CodecError
 from gateway.codecs.map_address import AddressString
 from gateway.codecs.sccp import SccpAddress
+from gateway.config.load import ConfigError
+from gateway.config.load import load as load_config
+from gateway.push import tokens
+from gateway.push.api import SCOPES, rfc3339
+from gateway.push.backends import open_store
+from gateway.push.store import StoreError
 from gateway.sim.dial import dial
 from gateway.sim.phone import phone
 from gateway.sim.run import SimSettings, dial_many
@@ -185,6 +198,59 @@ def _dial(args: argparse.Namespace) -> int:
         return 2
 
 
+async def _token_command(args: argparse.Namespace, store_url: str) -> int:
+    store = await open_store(store_url)
+    try:
+        if args.action == "create":
+            token = tokens.generate()
+            try:
+                made = await store.token_create(args.name, tokens.token_hash(token), sorted(set(args.scope)),
+                                                args.msisdn_prefix, args.rate, time.time())  # fmt: skip
+            except StoreError:
+                print(f"a token named {args.name!r} exists already (token list)", file=sys.stderr)
+                return 1
+            print(f"token {made.name}: scopes {' '.join(made.scopes)}, msisdn prefix {made.msisdn_prefix or '-'}, "
+                  f"rate {'-' if made.rate is None else f'{made.rate:g}/s'}")
+            print("shown once, never stored (only its hash is): keep it now")
+            print(token)  # alone on the last line, for scripts: ussd-gateway token create ... | tail -1
+            return 0
+        if args.action == "list":
+            rows = [("NAME", "SCOPES", "PREFIX", "RATE", "CREATED", "REVOKED")]
+            rows += [(t.name, ",".join(t.scopes), t.msisdn_prefix or "-", "-" if t.rate is None else f"{t.rate:g}",
+                      rfc3339(t.created_at), "-" if t.revoked_at is None else rfc3339(t.revoked_at))
+                     for t in await store.token_list()]  # fmt: skip
+            widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+            for row in rows:
+                print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+            return 0
+        if await store.token_revoke(args.name, time.time()):
+            print(f"token {args.name} revoked")
+            return 0
+        print(f"no live token is named {args.name!r}", file=sys.stderr)
+        return 1
+    finally:
+        await store.close()
+
+
+def _token(args: argparse.Namespace) -> int:
+    try:
+        cfg = load_config(args.config)
+    except ConfigError as exc:
+        print(json.dumps({"error": str(exc)}), file=sys.stderr)
+        return 2
+    if cfg.push is None:
+        print(json.dumps({"error": f"{cfg.file}: no [push] section: no push store"}), file=sys.stderr)
+        return 2
+    if args.action == "create":
+        if args.msisdn_prefix and not args.msisdn_prefix.isdigit():
+            print(json.dumps({"error": "--msisdn-prefix: digits only (international, e.g. 49170)"}), file=sys.stderr)
+            return 2
+        if args.rate is not None and not args.rate > 0:
+            print(json.dumps({"error": "--rate: pushes a second, more than 0"}), file=sys.stderr)
+            return 2
+    return asyncio.run(_token_command(args, cfg.push.store))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ussd-gateway", description="SS7/MAP USSD gateway")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -221,7 +287,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     ph.add_argument("--register", action="store_true", help="register a routing key first (osmo-stp)")
     ph.add_argument("--wait", type=float, default=10.0, help="seconds to wait for the M3UA association")
     ph.add_argument("--transport", choices=("tcp", "sctp"), default="tcp", help="M3UA over TCP or kernel SCTP")
+    tok = sub.add_parser("token", help="create, list or revoke the push API's tokens")
+    tok_sub = tok.add_subparsers(dest="action", required=True)
+    create = tok_sub.add_parser("create", help="make a token and print it, once, on the last line")
+    create.add_argument("name", help="the token's name (in logs and in the pushes it creates)")
+    create.add_argument("--scope", action="append", choices=SCOPES, required=True,
+                        help="push:write (create, cancel) and/or push:read (get, list); repeat for both")
+    create.add_argument("--msisdn-prefix", default="", help="only MSISDNs starting with these digits")
+    create.add_argument("--rate", type=float, help="at most this many pushes a second (default: no limit)")
+    listing = tok_sub.add_parser("list", help="the tokens: names, scopes, prefix, rate, created, revoked (no hash)")
+    revoke = tok_sub.add_parser("revoke", help="revoke a token: refused from the next request on")
+    revoke.add_argument("name")
+    for action in (create, listing, revoke):
+        action.add_argument("-c", "--config", help="the configuration file (TOML) naming the push store")
     args = parser.parse_args(argv)
+    if args.command == "token":
+        return _token(args)
     if args.command == "dial":
         return _dial(args)
     if args.command == "phone":

@@ -13,6 +13,7 @@ from typing import Any
 from gateway.codecs import m3ua
 from gateway.ops.http_listener import HttpLimits
 from gateway.ops.logs import LEVELS
+from gateway.push.backends import store_url_problem
 from gateway.routing.table import RouteConfigError, RouteTable, routes_from_config
 
 DEFAULT = Path(__file__).resolve().parents[2] / "config" / "default.toml"
@@ -29,6 +30,8 @@ _KEYS: dict[str, set[str]] = {
     "http": {"idle_timeout", "header_timeout", "max_header_bytes", "max_body_bytes", "max_connections"},
     "log": {"level"},
     "pcap": {"path"},
+    "push": {"store", "default_ttl_s", "max_ttl_s", "retention_s", "rate", "max_in_flight", "hlr_gt", "node_id"},
+    "push_api": {"listen"},
 }  # fmt: skip
 
 
@@ -38,6 +41,20 @@ class ConfigError(ValueError):
         self.file = file
         self.key = key
         self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class PushConfig:
+    """``[push]``: the push store and the push service's pacing; the API's defaults for a push's lifetime."""
+
+    store: str = "sqlite:var/push.db"  # sqlite:PATH or postgresql://... (gateway/push/backends.py)
+    default_ttl_s: float = 86_400.0  # a push without ttl_s or expires_at expires this long after its creation
+    max_ttl_s: float = 7 * 86_400.0  # the longest lifetime a push may ask for
+    retention_s: float = 7 * 86_400.0  # finished pushes and idempotency keys are kept this long
+    rate: float = 100.0  # new pushes a second toward the network
+    max_in_flight: int = 1000  # pushes between routing and their outcome at once
+    hlr_gt: str | None = None  # the HLR's GT for SRI-for-SM; None: the MSISDN itself (the STP routes it)
+    node_id: str = "gw1"  # this node's name in the store's claims (unique per node on a shared PostgreSQL)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +88,8 @@ class GatewayConfig:
     pcap_path: str | None = None
     drain_timeout: float = 10.0  # at stop, how long sessions in progress may go on (new ones get the busy text)
     http_limits: HttpLimits = field(default_factory=HttpLimits)  # of every HTTP listener
+    push: PushConfig | None = None  # None: no [push] section, no pushes
+    push_api_listen: tuple[str, int] | None = None  # [push_api] listen
 
 
 def _get(data: dict[str, Any], file: str, key: str, kind: type, default: Any = ...) -> Any:
@@ -131,6 +150,40 @@ def _http_limits(data: dict[str, Any], file: str) -> HttpLimits:
     return limits
 
 
+def _push(data: dict[str, Any], file: str) -> PushConfig | None:
+    if "push" not in data:
+        if "push_api" in data:
+            raise ConfigError(file, "push_api", "needs a [push] section (the store the API writes to)")
+        return None
+    d = PushConfig()
+    store = _get(data, file, "push.store", str, d.store)
+    problem = store_url_problem(store)
+    if problem is not None:
+        raise ConfigError(file, "push.store", problem)
+    for key in ("push.default_ttl_s", "push.max_ttl_s", "push.retention_s", "push.rate", "push.max_in_flight"):
+        kind = int if key == "push.max_in_flight" else float
+        if _get(data, file, key, kind, 1) <= 0:
+            raise ConfigError(file, key, "must be positive")
+    push = PushConfig(
+        store=store,
+        default_ttl_s=_get(data, file, "push.default_ttl_s", float, d.default_ttl_s),
+        max_ttl_s=_get(data, file, "push.max_ttl_s", float, d.max_ttl_s),
+        retention_s=_get(data, file, "push.retention_s", float, d.retention_s),
+        rate=_get(data, file, "push.rate", float, d.rate),
+        max_in_flight=_get(data, file, "push.max_in_flight", int, d.max_in_flight),
+        hlr_gt=_get(data, file, "push.hlr_gt", str, None),
+        node_id=_get(data, file, "push.node_id", str, d.node_id),
+    )
+    if push.default_ttl_s > push.max_ttl_s:
+        raise ConfigError(file, "push.default_ttl_s", f"{push.default_ttl_s:g} is over max_ttl_s "
+                          f"({push.max_ttl_s:g})")  # fmt: skip
+    if push.hlr_gt is not None and not (push.hlr_gt.isdigit() and 1 <= len(push.hlr_gt) <= 15):
+        raise ConfigError(file, "push.hlr_gt", f"{push.hlr_gt!r} is not 1..15 digits")
+    if not push.node_id:
+        raise ConfigError(file, "push.node_id", "must not be empty")
+    return push
+
+
 def load(path: str | Path | None = None) -> GatewayConfig:
     file = str(path or DEFAULT)
     try:
@@ -173,6 +226,7 @@ def load(path: str | Path | None = None) -> GatewayConfig:
     if max_sessions <= 0:
         raise ConfigError(file, "sessions.max_active", "must be positive")
     http_limits = _http_limits(data, file)
+    push = _push(data, file)
     demo = data.get("demo_app")
     demo_listen = _hostport(file, "demo_app.listen", _get(data, file, "demo_app.listen", str)) if demo else None
     try:
@@ -194,4 +248,6 @@ def load(path: str | Path | None = None) -> GatewayConfig:
         log_level=_choice(data, file, "log.level", tuple(LEVELS), "info"),
         pcap_path=_get(data, file, "pcap.path", str, None),
         drain_timeout=_get(data, file, "sessions.drain_timeout", float, 10.0), http_limits=http_limits,
+        push=push, push_api_listen=_hostport(file, "push_api.listen", _get(data, file, "push_api.listen", str))
+        if "push_api" in data else None,
     )  # fmt: skip

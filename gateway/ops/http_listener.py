@@ -27,6 +27,10 @@ attributes only) and a protocol factory of our own:
 
 Every cut is counted in ``ussd_http_connections_closed_total{listener,reason}`` (the reason is the name of the
 limit that cut), and ``ussd_http_connections_open{listener}`` shows the connections being served.
+
+The listener's own answers (these cuts, and aiohttp's answers to requests it could not parse or handle) are JSON
+``{"error": "..."}``, unless the application carries another shape under :data:`ERROR_BODY` (the push API's
+contract has ``{"error": {"code", "message", "field"}}`` for every error, these included).
 """
 
 from __future__ import annotations
@@ -70,28 +74,33 @@ class HttpLimits:
 
 MIN_HEADER_BYTES = 256
 
+# An error answer's JSON body from its status code and message.
+ErrorBody = Callable[[int, str], dict[str, Any]]
+
+
+def plain_error(status: int, message: str) -> dict[str, Any]:
+    """The listener's default error body: ``{"error": message}``."""
+    return {"error": message}
+
+
+# Set on an application (``app[ERROR_BODY] = ...``) to give the listener's own answers that application's shape.
+ERROR_BODY: web.AppKey[ErrorBody] = web.AppKey("error_body")
+
 
 # The reasons of ussd_http_connections_closed_total: the limit that cut the connection.
 REASONS = ("max_connections", "header_timeout", "idle_timeout", "max_header_bytes", "max_body_bytes",
            "bad_request")  # fmt: skip
 
 
-def _raw_response(status: HTTPStatus, error: str) -> bytes:
+def _raw_response(status: HTTPStatus, error: str, error_body: ErrorBody) -> bytes:
     """A whole HTTP/1.1 response that closes the connection, for the cuts made outside aiohttp's request cycle
     (no request object exists yet: the head is incomplete)."""
-    body = json.dumps({"error": error}).encode()
+    body = json.dumps(error_body(status, error)).encode()
     head = (f"HTTP/1.1 {status.value} {status.phrase}\r\nContent-Type: application/json\r\n"
             f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n")  # fmt: skip
     return head.encode("ascii") + body
 
 
-# RFC 9110 §15.5.9: 408 when the server did not receive a complete request in the time it was prepared to wait,
-# with "Connection: close".
-_TIMEOUT_408 = _raw_response(HTTPStatus.REQUEST_TIMEOUT, "request head not received in time")
-# RFC 9112 §3: a request-target longer than the server wishes to parse MUST be answered 414 (RFC 9110 §15.5.15).
-_LINE_414 = _raw_response(HTTPStatus.REQUEST_URI_TOO_LONG, "request line too long")
-# RFC 9110 §5.4: header fields larger than the server wishes to process MUST get a 4xx; 431 is RFC 6585 §5's.
-_HEAD_431 = _raw_response(HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE, "request header fields too large")
 
 # Phases of a connection: waiting for a request head; a request in progress; keep-alive, between requests; cut.
 _HEAD, _BUSY, _IDLE, _CUT = 0, 1, 2, 3
@@ -100,10 +109,20 @@ _HEAD, _BUSY, _IDLE, _CUT = 0, 1, 2, 3
 class _Shared:
     """What the connections of one listener share: the limits, the count of open connections, the counters."""
 
-    __slots__ = ("closed", "limits", "open", "open_gauge")
+    __slots__ = ("closed", "error_body", "head_431", "limits", "line_414", "open", "open_gauge", "timeout_408")
 
-    def __init__(self, name: str, limits: HttpLimits, metrics: StackMetrics | None) -> None:
+    def __init__(self, name: str, limits: HttpLimits, metrics: StackMetrics | None, error_body: ErrorBody) -> None:
         self.limits = limits
+        self.error_body = error_body
+        # RFC 9110 §15.5.9: 408 when the server did not receive a complete request in the time it was prepared to
+        # wait, with "Connection: close".
+        self.timeout_408 = _raw_response(HTTPStatus.REQUEST_TIMEOUT, "request head not received in time", error_body)
+        # RFC 9112 §3: a request-target longer than the server wishes to parse MUST be answered 414 (RFC 9110
+        # §15.5.15).
+        self.line_414 = _raw_response(HTTPStatus.REQUEST_URI_TOO_LONG, "request line too long", error_body)
+        # RFC 9110 §5.4: header fields larger than the server wishes to process MUST get a 4xx; 431 is RFC 6585 §5's.
+        self.head_431 = _raw_response(HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE, "request header fields too large",
+                                      error_body)  # fmt: skip
         self.open = 0
         self.closed: dict[str, Any] = {}
         self.open_gauge: Any = None
@@ -180,7 +199,7 @@ class _Connection(web.RequestHandler):
                 end = data.find(b"\n")
                 self._line_done = end >= 0
                 if self._head_bytes + (end if end >= 0 else len(data)) > limit:
-                    self._cut("max_header_bytes", _LINE_414)
+                    self._cut("max_header_bytes", self._shared.line_414)
                     return
             self._head_bytes += len(data)
             if self._head_bytes > limit and not self._size_check:
@@ -241,7 +260,7 @@ class _Connection(web.RequestHandler):
             self._shared.count("bad_request")
         elif status >= 500:
             self.log_exception("Error handling request", exc_info=exc)
-        resp = web.json_response({"error": error}, status=status)
+        resp = web.json_response(self._shared.error_body(status, error), status=status)
         resp.force_close()
         return resp
 
@@ -256,7 +275,7 @@ class _Connection(web.RequestHandler):
         self._timer = None
         if self._phase == _HEAD:
             # Nothing received at all: nothing to answer; part of a head: 408.
-            self._cut("header_timeout", _TIMEOUT_408 if self._head_bytes else None)
+            self._cut("header_timeout", self._shared.timeout_408 if self._head_bytes else None)
 
     def _idle_deadline(self) -> None:
         self._timer = None
@@ -265,7 +284,7 @@ class _Connection(web.RequestHandler):
 
     def _head_size_check(self) -> None:
         if self._size_check and self._phase == _HEAD:
-            self._cut("max_header_bytes", _HEAD_431)
+            self._cut("max_header_bytes", self._shared.head_431)
 
     def _cut(self, reason: str, answer: bytes | None) -> None:
         """Close now (the head is incomplete, so no response is in progress), after ``answer`` if any."""
@@ -288,7 +307,7 @@ class HttpListener:
             raise ValueError("HTTP limits: {}: {}".format(*problem))
         self.name = name
         self.limits = limits
-        self._shared = _Shared(name, limits, metrics)
+        self._shared = _Shared(name, limits, metrics, app.get(ERROR_BODY, plain_error))
         self._runner = web.AppRunner(app, access_log=None)
         self._server: asyncio.Server | None = None
 
@@ -375,7 +394,7 @@ def _guarded(handler: Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
 
     def refuse(reason: str, status: HTTPStatus, error: str) -> web.StreamResponse:
         shared.count(reason)
-        resp = web.json_response({"error": error}, status=status)
+        resp = web.json_response(shared.error_body(status, error), status=status)
         # The connection closes after the answer; a body left unread is drained for at most lingering_time first
         # (RFC 9112 §9.6), so the client reads the answer rather than a reset.
         resp.force_close()
