@@ -29,6 +29,10 @@ from gateway.ops.faults import FaultReporter
 from gateway.ops.http_listener import HttpLimits, HttpListener
 from gateway.ops.metrics import StackMetrics
 from gateway.ops.pcap import PcapWriter
+from gateway.push.api import ApiSettings, make_app
+from gateway.push.backends import open_store
+from gateway.push.service import PushService, PushSettings
+from gateway.push.store import PushStore
 from gateway.stack.m3ua_asp import (
     AspState,
     AssociationConfig,
@@ -40,7 +44,16 @@ from gateway.stack.m3ua_asp import (
     Role,
     StateChanged,
 )
-from gateway.stack.map_ussd import SessionClosed, SessionStarted, UserAnswered, UssdService
+from gateway.stack.map_ussd import (
+    PushDelivered,
+    PushFailed,
+    PushRouted,
+    PushSessionStarted,
+    SessionClosed,
+    SessionStarted,
+    UserAnswered,
+    UssdService,
+)
 from gateway.stack.node import SignallingNode
 from gateway.stack.sccp_layer import SccpConfig, SccpLayer
 from gateway.stack.tcap_table import DialogueTable
@@ -109,6 +122,8 @@ async def serve(cfg: GatewayConfig, stop: asyncio.Event,
             stack.on(kind, manager.on_event)
         cleanups.append(manager.drain)
         states: dict[int, tuple[str, str]] = {}  # id(association) -> (name, state), for /readyz
+        if cfg.push is not None:
+            info_push = await _serve_push(cfg, stack, manager, states, metrics, cleanups)
         if cfg.metrics_listen is not None:
             cleanups.append(await _serve_metrics(metrics, cfg.metrics_listen, states, manager, cfg.http_limits))
         if reload is not None:
@@ -119,6 +134,8 @@ async def serve(cfg: GatewayConfig, stop: asyncio.Event,
                                    "config": cfg.file,
                                    "metrics": None if cfg.metrics_listen is None else "{}:{}".format(
                                        *cfg.metrics_listen)}  # fmt: skip
+        if cfg.push is not None:
+            info.update(info_push)
         ready = asyncio.Event()
 
         def sink(association: M3uaAssociation, event: Event) -> None:
@@ -193,6 +210,50 @@ async def serve(cfg: GatewayConfig, stop: asyncio.Event,
         for cleanup in reversed(cleanups):
             with contextlib.suppress(Exception):
                 await cleanup()
+
+
+async def _serve_push(cfg: GatewayConfig, stack: UssdHost, manager: SessionManager,
+                      states: dict[int, tuple[str, str]], metrics: StackMetrics,
+                      cleanups: list[Callable[[], Awaitable[None]]]) -> dict[str, object]:  # fmt: skip
+    """The push side: the store, the push service (a service of the host for the push events; a request push's
+    session goes to the session manager), the purge of old pushes, and the push API when it has a listener."""
+    assert cfg.push is not None
+    p = cfg.push
+    store = await open_store(p.store)
+    cleanups.append(store.close)
+    service = PushService(store, stack, PushSettings(node_id=p.node_id, hlr_gt=p.hlr_gt, rate=p.rate,
+                                                     max_in_flight=p.max_in_flight),
+                          ready=lambda: any(state == AspState.ACTIVE.value for _, state in states.values()),
+                          busy=manager.in_session, metrics=metrics)  # fmt: skip
+    for kind in (PushRouted, PushDelivered, PushFailed):
+        stack.on(kind, service.on_event)
+    stack.on(PushSessionStarted, manager.on_event)
+    await service.start()
+    cleanups.append(service.stop)
+    cleanups.append(_canceller(asyncio.create_task(_purge(store, p.retention_s))))
+    info: dict[str, object] = {"push_store": p.store.split("@")[-1]}  # never a password in a log line
+    if cfg.push_api_listen is not None:
+        api = make_app(store, on_created=service.wake, routes=lambda name: manager.routes.named(name) is not None,
+                       settings=ApiSettings(default_ttl_s=p.default_ttl_s, max_ttl_s=p.max_ttl_s,
+                                            retention_s=p.retention_s))  # fmt: skip
+        listener = HttpListener(api, "push_api", cfg.http_limits, metrics)  # the API's own error shape
+        await listener.start(*cfg.push_api_listen)
+        cleanups.append(listener.close)
+        info["push_api"] = f"{cfg.push_api_listen[0]}:{listener.port}"
+    return info
+
+
+async def _purge(store: PushStore, retention_s: float) -> None:
+    """Once an hour, finished pushes and idempotency keys older than the retention go."""
+    log = logs.get("ussd.push")
+    while True:
+        try:
+            pushes, keys = await store.purge(time.time(), retention_s)
+            if pushes or keys:
+                log.info("push.purged", pushes=pushes, idempotency_keys=keys)
+        except Exception as exc:  # the store is unreachable now: next hour
+            log.error("push.purge_failed", error=str(exc))
+        await asyncio.sleep(3600)
 
 
 def _pcap_tap(capture: PcapWriter, conn: Any) -> Callable[[bytes, bool], None]:

@@ -18,6 +18,8 @@ def default_config(tmp_path: Path) -> Path:
     text = text.replace("127.0.0.1:8099", f"127.0.0.1:{free_port()}").replace('path = "var/cdr.jsonl"',
                                                                                f'path = "{tmp_path}/cdr.jsonl"')
     text = text.replace("127.0.0.1:9105", f"127.0.0.1:{free_port()}")
+    text = text.replace("127.0.0.1:8090", f"127.0.0.1:{free_port()}").replace(
+        'store = "sqlite:var/push.db"', f'store = "sqlite:{tmp_path}/push.db"')
     path = tmp_path / "gw.toml"
     path.write_text(text)
     return path

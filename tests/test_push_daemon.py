@@ -1,0 +1,67 @@
+"""Push through the running daemon on its embedded default: a token made with the CLI, POST /v1/pushes, the
+simulator's handset (`ussd-gateway phone`) on the daemon's M3UA port; the push read back through the API."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import aiohttp
+
+from gateway.config.load import load
+from gateway.sim.phone import phone
+from tests.support.daemon import default_config, running
+
+MSISDN = "491720000055"
+
+
+def make_token(config: Path) -> str:
+    done = subprocess.run([sys.executable, "-m", "gateway.cli", "token", "create", "shop", "--scope", "push:write",
+                           "--scope", "push:read", "-c", str(config)], capture_output=True, text=True, check=True,
+                          timeout=60)  # fmt: skip
+    return done.stdout.strip().splitlines()[-1]
+
+
+async def test_push_api_to_handset_and_back(tmp_path: Path) -> None:
+    path = default_config(tmp_path)
+    cfg = load(path)
+    token = make_token(path)
+    out = io.StringIO()
+    async with running(cfg) as info, aiohttp.ClientSession(headers={"Authorization": f"Bearer {token}"}) as http:
+        base = f"http://{info['push_api']}"
+        handset = asyncio.create_task(phone("127.0.0.1", cfg.listen_port, msisdn=MSISDN, imsi="262010000000055",
+                                            answers=["1"], read_line=None, out=out, as_json=True, count=3))  # fmt: skip
+        await asyncio.sleep(0.3)  # the handset's association comes up
+        async with http.post(f"{base}/v1/pushes", json={"msisdn": MSISDN, "text": "Your code is 4711"},
+                             headers={"Idempotency-Key": "k1"}) as resp:  # fmt: skip
+            assert resp.status == 202, await resp.text()
+            flash = await resp.json()
+            assert resp.headers["Location"] == f"/v1/pushes/{flash['id']}"
+        # request mode on the demo route: the answer "1" goes on as a session with the demo menu's app
+        async with http.post(f"{base}/v1/pushes", json={"msisdn": MSISDN, "text": "Check your balance? 1=yes",
+                                                         "mode": "request", "route": "demo"}) as resp:  # fmt: skip
+            assert resp.status == 202, await resp.text()
+            ask = await resp.json()
+        assert await asyncio.wait_for(handset, 15) == 0
+        for push_id, state in ((flash["id"], "acknowledged"), (ask["id"], "answered")):
+            for _ in range(100):
+                async with http.get(f"{base}/v1/pushes/{push_id}") as resp:
+                    got = await resp.json()
+                if got["state"] == state:
+                    break
+                await asyncio.sleep(0.05)
+            assert got["state"] == state, got
+            assert [h["state"] for h in got["history"]][:3] == ["queued", "routing", "sent"]
+        assert got["answer"] == "1"
+        async with http.post(f"{base}/v1/pushes", json={"msisdn": MSISDN, "text": "Your code is 4711"},
+                             headers={"Idempotency-Key": "k1"}) as resp:  # fmt: skip
+            assert resp.status == 202 and resp.headers["Idempotent-Replayed"] == "true"
+            assert (await resp.json())["id"] == flash["id"]  # the same push, never a second one
+    shown = [(x["status"], x["text"]) for x in map(json.loads, out.getvalue().splitlines())]
+    assert shown == [(1, "Your code is 4711"), (0, "Check your balance? 1=yes"), (1, "Your balance is 42.00 EUR")]
+    cdrs = [json.loads(line) for line in (tmp_path / "cdr.jsonl").read_text().splitlines()]
+    assert [(c["route"], c["menu_path"], c["outcome"]) for c in cdrs] == [("demo", ["1"], "completed")]
