@@ -40,6 +40,8 @@ M3UA_NAMES: dict[tuple[int, int], tuple[str, str]] = {
 }
 
 ASP_STATES = ("down", "inactive", "active")
+# ussd_push_callbacks_total{result}: every value is present from the start, at zero.
+CALLBACK_RESULTS = ("delivered", "retried", "abandoned")
 
 
 class StackMetrics:
@@ -182,6 +184,23 @@ class StackMetrics:
         )
         self.http_connections_open = Gauge(
             "ussd_http_connections_open", "HTTP connections being served, per listener", ["listener"], registry=r
+        )
+
+        self.push_callbacks = Counter(
+            "ussd_push_callbacks",
+            "Push status callback attempts by result: delivered (2xx), retried (any other answer, a timeout or a "
+            "connection error, before the horizon), abandoned (a failure past the horizon: the callback is dropped)",
+            ["result"],
+            registry=r,
+        )
+        for result in CALLBACK_RESULTS:
+            self.push_callbacks.labels(result)
+        self.push_callback_latency = Histogram(
+            "ussd_push_callback_latency_seconds",
+            "Push status callbacks: time from the POST to the receiver's answer, whatever its status (timeouts and "
+            "connection errors are not observed)",
+            buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10),
+            registry=r,
         )
 
     def child(self, metric: Any, *values: str) -> Any:
