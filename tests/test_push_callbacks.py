@@ -37,7 +37,6 @@ FAST = CallbackSettings(secret=SECRET, timeout_s=0.3, horizon_s=60.0, concurrenc
 
 @dataclass
 class Hit:
-    path: str
     method: str
     headers: dict[str, str]
     body: bytes
@@ -67,7 +66,7 @@ class Receiver:
     delay: float = 0.0
 
     async def _cb(self, request: web.Request) -> web.StreamResponse:
-        self.hits.append(Hit(request.path, request.method, dict(request.headers), await request.read()))
+        self.hits.append(Hit(request.method, dict(request.headers), await request.read()))
         n = len(self.hits) - 1
         action = self.script[n] if n < len(self.script) else self.then
         await asyncio.sleep(1.0 if action == "slow" else self.delay)
@@ -76,7 +75,7 @@ class Receiver:
         return web.Response(status=204 if action == "slow" else int(action))
 
     async def _landed(self, request: web.Request) -> web.StreamResponse:
-        self.landed.append(Hit(request.path, request.method, dict(request.headers), await request.read()))
+        self.landed.append(Hit(request.method, dict(request.headers), await request.read()))
         return web.Response(status=200)
 
     @asynccontextmanager
