@@ -31,6 +31,7 @@ from gateway.ops.metrics import StackMetrics
 from gateway.ops.pcap import PcapWriter
 from gateway.push.api import ApiSettings, make_app
 from gateway.push.backends import open_store
+from gateway.push.callbacks import CallbackSender, CallbackSettings
 from gateway.push.service import PushService, PushSettings
 from gateway.push.store import PushStore
 from gateway.stack.m3ua_asp import (
@@ -230,6 +231,10 @@ async def _serve_push(cfg: GatewayConfig, stack: UssdHost, manager: SessionManag
     stack.on(PushSessionStarted, manager.on_event)
     await service.start()
     cleanups.append(service.stop)
+    callbacks = CallbackSender(store, CallbackSettings(secret=p.callback_secret, horizon_s=p.callback_horizon_s),
+                               metrics, node_id=p.node_id)  # fmt: skip
+    await callbacks.start()
+    cleanups.append(callbacks.stop)
     cleanups.append(_canceller(asyncio.create_task(_purge(store, p.retention_s))))
     info: dict[str, object] = {"push_store": p.store.split("@")[-1]}  # never a password in a log line
     if cfg.push_api_listen is not None:

@@ -14,8 +14,9 @@ from aiohttp import web
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.apps.client import AppClient, AppError, sign
+from gateway.apps.client import AppClient, AppError
 from gateway.apps.dialects import AppReply, AppRequest
+from gateway.ops.outbound import sign
 from gateway.routing.table import Route
 from tests.support.http import serving
 

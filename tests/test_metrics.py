@@ -27,3 +27,11 @@ def test_registries_are_independent() -> None:
     a, b = StackMetrics(), StackMetrics()
     a.dialogues_active_gauge.set(3)
     assert "ussd_tcap_dialogues_active 0.0" in generate_latest(b.registry).decode()
+
+
+def test_push_callback_metrics_start_at_zero() -> None:
+    """Every result is exported before the first callback, so that rate() and alerts see a series from the start."""
+    text = generate_latest(StackMetrics().registry).decode()
+    for result in ("delivered", "retried", "abandoned"):
+        assert f'ussd_push_callbacks_total{{result="{result}"}} 0.0' in text
+    assert "ussd_push_callback_latency_seconds_count 0.0" in text

@@ -4,6 +4,8 @@ simulator's handset (`ussd-gateway phone`) on the daemon's M3UA port; the push r
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import io
 import json
 import subprocess
@@ -11,12 +13,15 @@ import sys
 from pathlib import Path
 
 import aiohttp
+from aiohttp import web
 
 from gateway.config.load import load
 from gateway.sim.phone import phone
 from tests.support.daemon import default_config, running
+from tests.support.http import serving
 
 MSISDN = "491720000055"
+SECRET = "s3cret-for-callbacks"
 
 
 def make_token(config: Path) -> str:
@@ -28,16 +33,30 @@ def make_token(config: Path) -> str:
 
 async def test_push_api_to_handset_and_back(tmp_path: Path) -> None:
     path = default_config(tmp_path)
+    path.write_text(path.read_text().replace("[push]", f'[push]\ncallback_secret = "{SECRET}"'))
     cfg = load(path)
     token = make_token(path)
     out = io.StringIO()
-    async with running(cfg) as info, aiohttp.ClientSession(headers={"Authorization": f"Bearer {token}"}) as http:
+    callbacks: list[dict[str, object]] = []
+
+    async def receiver(request: web.Request) -> web.Response:  # an application's callback endpoint
+        body = await request.read()
+        timestamp = request.headers["X-USSD-Timestamp"]
+        expected = "sha256=" + hmac.new(SECRET.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+        assert hmac.compare_digest(request.headers["X-USSD-Signature"], expected)  # computed here, independently
+        callbacks.append({"delivery": request.headers["X-USSD-Delivery"], **json.loads(body)})
+        return web.Response(status=204)
+
+    app = web.Application()
+    app.router.add_post("/cb", receiver)
+    async with serving(app) as cb_base, running(cfg) as info, aiohttp.ClientSession(
+            headers={"Authorization": f"Bearer {token}"}) as http:  # fmt: skip
         base = f"http://{info['push_api']}"
         handset = asyncio.create_task(phone("127.0.0.1", cfg.listen_port, msisdn=MSISDN, imsi="262010000000055",
                                             answers=["1"], read_line=None, out=out, as_json=True, count=3))  # fmt: skip
         await asyncio.sleep(0.3)  # the handset's association comes up
-        async with http.post(f"{base}/v1/pushes", json={"msisdn": MSISDN, "text": "Your code is 4711"},
-                             headers={"Idempotency-Key": "k1"}) as resp:  # fmt: skip
+        body = {"msisdn": MSISDN, "text": "Your code is 4711", "callback_url": f"{cb_base}/cb"}
+        async with http.post(f"{base}/v1/pushes", json=body, headers={"Idempotency-Key": "k1"}) as resp:
             assert resp.status == 202, await resp.text()
             flash = await resp.json()
             assert resp.headers["Location"] == f"/v1/pushes/{flash['id']}"
@@ -57,10 +76,15 @@ async def test_push_api_to_handset_and_back(tmp_path: Path) -> None:
             assert got["state"] == state, got
             assert [h["state"] for h in got["history"]][:3] == ["queued", "routing", "sent"]
         assert got["answer"] == "1"
-        async with http.post(f"{base}/v1/pushes", json={"msisdn": MSISDN, "text": "Your code is 4711"},
-                             headers={"Idempotency-Key": "k1"}) as resp:  # fmt: skip
+        async with http.post(f"{base}/v1/pushes", json=body, headers={"Idempotency-Key": "k1"}) as resp:
             assert resp.status == 202 and resp.headers["Idempotent-Replayed"] == "true"
             assert (await resp.json())["id"] == flash["id"]  # the same push, never a second one
+        for _ in range(100):  # the callback of the final state, signed
+            if callbacks:
+                break
+            await asyncio.sleep(0.05)
+    assert [(c["id"], c["state"]) for c in callbacks] == [(flash["id"], "acknowledged")]
+    assert str(callbacks[0]["delivery"]).startswith("d_")
     shown = [(x["status"], x["text"]) for x in map(json.loads, out.getvalue().splitlines())]
     assert shown == [(1, "Your code is 4711"), (0, "Check your balance? 1=yes"), (1, "Your balance is 42.00 EUR")]
     cdrs = [json.loads(line) for line in (tmp_path / "cdr.jsonl").read_text().splitlines()]

@@ -24,6 +24,7 @@ from gateway.push.store import (
     IdempotencyMismatchError,
     MsisdnBusyError,
     NotCancellableError,
+    OutboxRow,
     Push,
     PushNotFoundError,
     PushStore,
@@ -88,6 +89,11 @@ def mk(msisdn: str = "491700000001", *, now: float = T0, ttl_s: float = 3600.0, 
 
 async def put(store: PushStore, push: Push, token: str = "tok") -> Push:
     return (await store.create(push, None, "h", token)).push
+
+
+async def peek(store: PushStore, now: float, limit: int) -> list[OutboxRow]:
+    """The callbacks due at ``now``, claimed for no time: they stay due for the next call."""
+    return await store.outbox_due(now, limit, "peek", 0.0)
 
 
 async def walk(store: PushStore, push_id: str, *states: State, now: float = T0 + 1) -> Push:
@@ -169,7 +175,7 @@ async def test_a_refused_transition_changes_nothing(store: PushStore) -> None:
     assert await store.get(push.id) == push
     with pytest.raises(PushNotFoundError):
         await store.transition("p_none", State.ROUTING, detail="x", now=T0 + 1)
-    assert await store.outbox_due(T0 + 10, 10) == []
+    assert await peek(store, T0 + 10, 10) == []
 
 
 async def test_a_final_transition_writes_its_callback_in_the_same_transaction(store: PushStore) -> None:
@@ -177,16 +183,16 @@ async def test_a_final_transition_writes_its_callback_in_the_same_transaction(st
     quiet = await put(store, mk("491700000002"))  # no callback_url: no outbox rows
     await walk(store, push.id, State.ROUTING, State.SENT)
     await walk(store, quiet.id, State.ROUTING, State.SENT)
-    assert await store.outbox_due(T0 + 10, 10) == []  # not final, and the push did not ask for every change
+    assert await peek(store, T0 + 10, 10) == []  # not final, and the push did not ask for every change
     # A batch whose second change is refused: the first (final, with its callback) is not written either.
     with pytest.raises(TransitionError):
         await store.transition_many([Transition(push.id, State.ACKNOWLEDGED, "ack"),
                                      Transition(quiet.id, State.QUEUED, "not allowed from sent")], T0 + 2)
     assert (await store.get(push.id)).state is State.SENT
-    assert await store.outbox_due(T0 + 10, 10) == []
+    assert await peek(store, T0 + 10, 10) == []
     done = await store.transition(push.id, State.ACKNOWLEDGED, detail="ack", now=T0 + 2)
     await store.transition(quiet.id, State.ACKNOWLEDGED, detail="ack", now=T0 + 2)
-    [row] = await store.outbox_due(T0 + 10, 10)
+    [row] = await peek(store, T0 + 10, 10)
     assert row.push_id == push.id and row.url == CALLBACK and row.attempts == 0 and row.next_at == T0 + 2
     assert row.payload["state"] == "acknowledged" and row.payload["id"] == push.id
     assert [h["state"] for h in row.payload["history"]] == [h.state.value for h in done.history]
@@ -195,7 +201,7 @@ async def test_a_final_transition_writes_its_callback_in_the_same_transaction(st
 async def test_every_change_callbacks(store: PushStore) -> None:
     push = await put(store, mk(callback_url=CALLBACK, callback_every_change=True))
     await walk(store, push.id, State.ROUTING, State.RETRY_WAIT)
-    rows = await store.outbox_due(T0 + 10, 10)
+    rows = await peek(store, T0 + 10, 10)
     assert sorted(r.payload["state"] for r in rows) == ["retry_wait", "routing"]
     assert len({r.delivery_id for r in rows}) == 2
 
@@ -335,7 +341,7 @@ async def test_waiting_pushes_expire_with_their_callback(store: PushStore) -> No
     for push, state in ((queued, State.EXPIRED), (waiting, State.EXPIRED), (routing, State.ROUTING),
                         (alive, State.QUEUED)):  # fmt: skip
         assert (await store.get(push.id)).state is state
-    [row] = await store.outbox_due(T0 + 10, 10)
+    [row] = await peek(store, T0 + 10, 10)
     assert row.push_id == queued.id and row.payload["state"] == "expired"
 
 
@@ -366,7 +372,7 @@ async def test_recovery_applies_the_crash_rule(store: PushStore) -> None:
     assert [p.id for p in await store.claim_due("a", T0 + 6, 10, 30.0)] == [routing.id]  # claimable again
     assert (await store.get(queued.id)).state is State.QUEUED
     assert (await store.get(others.id)).state is State.ROUTING  # node b's: not a's to recover
-    [row] = await store.outbox_due(T0 + 10, 10)
+    [row] = await peek(store, T0 + 10, 10)
     assert row.push_id == sent.id and row.payload["state"] == "unconfirmed"
     assert await store.recover(T0 + 7) == {State.QUEUED: 1, State.UNCONFIRMED: 0}  # all nodes (one-node start)
     assert (await store.get(others.id)).state is State.QUEUED
@@ -378,7 +384,7 @@ async def test_cancel(store: PushStore) -> None:
     await walk(store, routing.id, State.ROUTING)
     cancelled = await store.cancel(queued.id, T0 + 1)
     assert cancelled.state is State.CANCELLED and State.QUEUED in CANCELLABLE
-    assert (await store.outbox_due(T0 + 1, 10))[0].payload["state"] == "cancelled"
+    assert (await peek(store, T0 + 1, 10))[0].payload["state"] == "cancelled"
     for push_id in (queued.id, routing.id):
         with pytest.raises(NotCancellableError):
             await store.cancel(push_id, T0 + 2)
@@ -394,15 +400,66 @@ async def test_outbox_retry_and_done(store: PushStore) -> None:
     for i in range(3):
         push = await put(store, mk(str(i), callback_url=CALLBACK))
         await store.cancel(push.id, T0 + i)
-    rows = await store.outbox_due(T0 + 10, 10)
+    rows = await peek(store, T0 + 10, 10)
     assert [r.next_at for r in rows] == [T0, T0 + 1, T0 + 2]
-    assert await store.outbox_due(T0 + 10, 2) == rows[:2]
+    assert await peek(store, T0 + 10, 2) == rows[:2]
     await store.outbox_retry(rows[0].delivery_id, T0 + 30, "HTTP 503")
     await store.outbox_done(rows[1].delivery_id)
-    assert [r.delivery_id for r in await store.outbox_due(T0 + 10, 10)] == [rows[2].delivery_id]
-    later = await store.outbox_due(T0 + 30, 10)
+    assert [r.delivery_id for r in await peek(store, T0 + 10, 10)] == [rows[2].delivery_id]
+    later = await peek(store, T0 + 30, 10)
     assert [r.delivery_id for r in later] == [rows[2].delivery_id, rows[0].delivery_id]
     assert later[1].attempts == 1 and later[1].last_error == "HTTP 503" and later[1].payload == rows[0].payload
+    assert later[1].created_at == T0 and later[0].created_at == T0 + 2  # the age is the change's, not the retry's
+
+
+async def test_outbox_claims_hold_a_lease(backend: Backend) -> None:
+    """Two nodes on one database: a callback one node claimed is not the other's (nor again its own) while the
+    lease runs; when it ran out (the node died mid-POST), either node gets it."""
+    node_a, node_b = await backend.open(), await backend.open()
+    try:
+        for i in range(3):
+            push = await put(node_a, mk(str(i), callback_url=CALLBACK))
+            await node_a.cancel(push.id, T0 + i)
+        first, second, third = await peek(node_a, T0 + 10, 10)
+        assert await node_a.outbox_due(T0 + 10, 2, "a", 30.0) == [first, second]
+        assert await node_b.outbox_due(T0 + 10, 10, "b", 30.0) == [third]
+        assert await node_b.outbox_due(T0 + 11, 10, "b", 30.0) == []
+        assert await node_a.outbox_due(T0 + 39.9, 10, "a", 30.0) == []
+        assert await node_b.outbox_due(T0 + 40, 10, "b", 30.0) == [first, second, third]  # all ran out
+        assert await backend.sql("SELECT DISTINCT claimed_by, claimed_until FROM callback_outbox") == [("b", T0 + 70)]
+        # A failed attempt releases the claim: the row is due again at its next_at, not at the lease's end.
+        await node_b.outbox_retry(first.delivery_id, T0 + 45, "HTTP 500")
+        assert await node_a.outbox_due(T0 + 44, 10, "a", 30.0) == []
+        [again] = await node_a.outbox_due(T0 + 45, 10, "a", 30.0)
+        assert again.delivery_id == first.delivery_id and again.attempts == 1
+    finally:
+        await node_a.close()
+        await node_b.close()
+
+
+async def test_two_nodes_claiming_callbacks_at_once_never_share_one(backend: Backend) -> None:
+    """PostgreSQL: FOR UPDATE SKIP LOCKED between two pools; SQLite: BEGIN IMMEDIATE between two writer threads."""
+    node_a, node_b = await backend.open(), await backend.open()
+    try:
+        for i in range(100):
+            push = await put(node_a, mk(str(i), callback_url=CALLBACK))
+            await node_a.cancel(push.id, T0 + i)
+
+        async def claims(store: PushStore, node: str) -> list[OutboxRow]:
+            got: list[OutboxRow] = []
+            for _ in range(40):
+                got += await store.outbox_due(T0 + 500, 2, node, 300.0)
+            return got
+
+        parts = await asyncio.gather(*(claims(store, name) for store, name in ((node_a, "a"), (node_b, "b"))
+                                       for _ in range(4)))  # fmt: skip
+        ids = [row.delivery_id for part in parts for row in part]
+        assert len(ids) == 100 and len(set(ids)) == 100
+        if backend.name == "postgresql":  # on SQLite one writer thread may run ahead while the other sleeps in
+            assert sum(map(len, parts[:4])) and sum(map(len, parts[4:]))  # its busy handler: both took part
+    finally:
+        await node_a.close()
+        await node_b.close()
 
 
 # --- tokens ---

@@ -1,15 +1,11 @@
 """HTTP client of the application servers: pooled connections (aiohttp), per-route timeout, failover to the
-backup URL on connection errors and 5xx, and an HMAC-SHA256 signature so that applications can verify the gateway.
-
-Signature: ``X-USSD-Timestamp`` (Unix seconds) and ``X-USSD-Signature: sha256=<hex HMAC-SHA256(secret,
-timestamp + "." + body)>``.
+backup URL on connection errors and 5xx, and an HMAC-SHA256 signature so that applications can verify the gateway
+(:mod:`gateway.ops.outbound`: ``X-USSD-Timestamp``, ``X-USSD-Signature``).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import hmac
 import ssl
 import time
 
@@ -17,6 +13,7 @@ import aiohttp
 
 from gateway.apps.dialects import DIALECTS, END_NOTICES, AppReply, AppRequest, BadReplyError, EndNotice
 from gateway.apps.http1 import Http1Pool, HttpError
+from gateway.ops.outbound import signature_headers
 from gateway.routing.table import Route
 
 
@@ -27,11 +24,6 @@ class AppError(Exception):
         super().__init__(f"{reason}: {detail}" if detail else reason)
         self.reason = reason
         self.detail = detail
-
-
-def sign(secret: str, timestamp: str, body: bytes) -> str:
-    mac = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
-    return "sha256=" + mac.hexdigest()
 
 
 class AppClient:
@@ -117,7 +109,5 @@ class AppClient:
 def _headers(route: Route, body: bytes, content_type: str) -> dict[str, str]:
     headers = {"Content-Type": content_type}
     if route.secret:
-        ts = str(int(time.time()))
-        headers["X-USSD-Timestamp"] = ts
-        headers["X-USSD-Signature"] = sign(route.secret, ts, body)
+        headers.update(signature_headers(route.secret, body, time.time()))
     return headers

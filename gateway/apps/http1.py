@@ -18,7 +18,8 @@ from urllib.parse import urlsplit
 
 import httptools
 
-USER_AGENT = "ussd-gateway/0.1"
+from gateway.ops.outbound import USER_AGENT
+
 MAX_BODY = 65536  # a USSD reply is at most a few hundred octets; anything far beyond is refused, not buffered
 
 

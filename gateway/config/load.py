@@ -30,7 +30,8 @@ _KEYS: dict[str, set[str]] = {
     "http": {"idle_timeout", "header_timeout", "max_header_bytes", "max_body_bytes", "max_connections"},
     "log": {"level"},
     "pcap": {"path"},
-    "push": {"store", "default_ttl_s", "max_ttl_s", "retention_s", "rate", "max_in_flight", "hlr_gt", "node_id"},
+    "push": {"store", "default_ttl_s", "max_ttl_s", "retention_s", "rate", "max_in_flight", "hlr_gt", "node_id",
+             "callback_secret", "callback_horizon_s"},
     "push_api": {"listen"},
 }  # fmt: skip
 
@@ -55,6 +56,8 @@ class PushConfig:
     max_in_flight: int = 1000  # pushes between routing and their outcome at once
     hlr_gt: str | None = None  # the HLR's GT for SRI-for-SM; None: the MSISDN itself (the STP routes it)
     node_id: str = "gw1"  # this node's name in the store's claims (unique per node on a shared PostgreSQL)
+    callback_secret: str | None = None  # signs status callbacks (X-USSD-Signature), like route.secret app calls
+    callback_horizon_s: float = 86_400.0  # a callback not answered 2xx by then is given up
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,7 +163,8 @@ def _push(data: dict[str, Any], file: str) -> PushConfig | None:
     problem = store_url_problem(store)
     if problem is not None:
         raise ConfigError(file, "push.store", problem)
-    for key in ("push.default_ttl_s", "push.max_ttl_s", "push.retention_s", "push.rate", "push.max_in_flight"):
+    for key in ("push.default_ttl_s", "push.max_ttl_s", "push.retention_s", "push.rate", "push.max_in_flight",
+                "push.callback_horizon_s"):
         kind = int if key == "push.max_in_flight" else float
         if _get(data, file, key, kind, 1) <= 0:
             raise ConfigError(file, key, "must be positive")
@@ -173,6 +177,8 @@ def _push(data: dict[str, Any], file: str) -> PushConfig | None:
         max_in_flight=_get(data, file, "push.max_in_flight", int, d.max_in_flight),
         hlr_gt=_get(data, file, "push.hlr_gt", str, None),
         node_id=_get(data, file, "push.node_id", str, d.node_id),
+        callback_secret=_get(data, file, "push.callback_secret", str, None),
+        callback_horizon_s=_get(data, file, "push.callback_horizon_s", float, d.callback_horizon_s),
     )
     if push.default_ttl_s > push.max_ttl_s:
         raise ConfigError(file, "push.default_ttl_s", f"{push.default_ttl_s:g} is over max_ttl_s "

@@ -40,6 +40,8 @@ M3UA_NAMES: dict[tuple[int, int], tuple[str, str]] = {
 }
 
 ASP_STATES = ("down", "inactive", "active")
+# ussd_push_callbacks_total{result}: every value is present from the start, at zero.
+CALLBACK_RESULTS = ("delivered", "retried", "abandoned")
 
 
 class StackMetrics:
@@ -200,6 +202,22 @@ class StackMetrics:
             "ussd_push_delivery_seconds", "A push's creation to its acknowledgement or answer", registry=r,
             buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 900, 3600),
         )  # fmt: skip
+        self.push_callbacks = Counter(
+            "ussd_push_callbacks",
+            "Push status callback attempts by result: delivered (2xx), retried (any other answer, a timeout or a "
+            "connection error, before the horizon), abandoned (a failure past the horizon: the callback is dropped)",
+            ["result"],
+            registry=r,
+        )
+        for result in CALLBACK_RESULTS:
+            self.push_callbacks.labels(result)
+        self.push_callback_latency = Histogram(
+            "ussd_push_callback_latency_seconds",
+            "Push status callbacks: time from the POST to the receiver's answer, whatever its status (timeouts and "
+            "connection errors are not observed)",
+            buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10),
+            registry=r,
+        )
 
     def child(self, metric: Any, *values: str) -> Any:
         """``metric.labels(*values)``, cached: prometheus_client's labels() costs microseconds per call, and the

@@ -136,7 +136,8 @@ class Transition:
 
 @dataclass(frozen=True, slots=True)
 class OutboxRow:
-    """A callback to deliver: ``payload`` is the push as JSON at the moment of the change it reports."""
+    """A callback to deliver: ``payload`` is the push as JSON at the moment of the change it reports, written then
+    (``created_at``: its age bounds the retries); ``attempts`` counts the failed ones."""
 
     delivery_id: str
     push_id: str
@@ -144,6 +145,7 @@ class OutboxRow:
     payload: Mapping[str, Any]
     attempts: int
     next_at: float
+    created_at: float
     last_error: str | None = None
 
 
@@ -194,7 +196,7 @@ def apply(push: Push, change: Transition, now: float) -> tuple[Push, OutboxRow |
     )  # fmt: skip
     if new.callback_url is None or not (new.state.final or new.callback_every_change):
         return new, None
-    return new, OutboxRow("d_" + uuid.uuid4().hex, new.id, new.callback_url, push_json(new), 0, now)
+    return new, OutboxRow("d_" + uuid.uuid4().hex, new.id, new.callback_url, push_json(new), 0, now, now)
 
 
 def plan(current: dict[str, Push], changes: Sequence[Transition], now: float) -> tuple[list[Push], list[OutboxRow]]:
@@ -250,6 +252,11 @@ COLUMNS = ("id", "msisdn", "text", "mode", "route", "state", "cause", "answer", 
            "updated_at", "expires_at", "next_attempt_at", "campaign", "metadata", "callback_url",
            "callback_every_change", "dcs", "language", "priority", "token", "claimed_by", "claimed_until")  # fmt: skip
 SELECT = "SELECT " + ", ".join(COLUMNS) + " FROM pushes"
+# The callback outbox's columns but the lease (claimed_by, claimed_until), in the order of outbox_values and
+# outbox_from: inserts name them, since the lease columns came later (migrations/0002_outbox_lease.sql).
+OUTBOX_COLUMNS = ("delivery_id", "push_id", "url", "payload", "attempts", "next_at", "created_at", "last_error")
+OUTBOX_SELECT = "SELECT " + ", ".join(OUTBOX_COLUMNS) + " FROM callback_outbox"
+OUTBOX_INSERT = f"INSERT INTO callback_outbox ({', '.join(OUTBOX_COLUMNS)}) VALUES "
 FINAL_SQL = ", ".join(f"'{s.value}'" for s in sorted(State) if s.final)  # for IN (...): constants, not user input
 WAITING_SQL = ", ".join(f"'{s.value}'" for s in WAITING)
 IN_FLIGHT_SQL = ", ".join(f"'{s.value}'" for s in IN_FLIGHT)
@@ -288,15 +295,16 @@ def update_values(push: Push) -> tuple[Any, ...]:
             push.claimed_by, push.claimed_until, push.id)  # fmt: skip
 
 
-def outbox_values(row: OutboxRow, now: float) -> tuple[Any, ...]:
-    """(delivery_id, push_id, url, payload, attempts, next_at, last_error, created_at)."""
+def outbox_values(row: OutboxRow) -> tuple[Any, ...]:
+    """For INSERT INTO callback_outbox (OUTBOX_COLUMNS): a new row is not claimed."""
     return (row.delivery_id, row.push_id, row.url, json.dumps(dict(row.payload)), row.attempts, row.next_at,
-            row.last_error, now)  # fmt: skip
+            row.created_at, row.last_error)  # fmt: skip
 
 
 def outbox_from(row: Iterable[Any]) -> OutboxRow:
-    delivery_id, push_id, url, payload, attempts, next_at, last_error = row
-    return OutboxRow(delivery_id, push_id, url, json.loads(payload), attempts, next_at, last_error)
+    """A row selected with :data:`OUTBOX_SELECT`."""
+    delivery_id, push_id, url, payload, attempts, next_at, created_at, last_error = row
+    return OutboxRow(delivery_id, push_id, url, json.loads(payload), attempts, next_at, created_at, last_error)
 
 
 def token_from(row: Iterable[Any]) -> Token:
@@ -391,13 +399,18 @@ class PushStore(ABC):
         """queued | retry_wait -> cancelled; NotCancellableError otherwise."""
 
     @abstractmethod
-    async def outbox_due(self, now: float, limit: int) -> builtins.list[OutboxRow]: ...
+    async def outbox_due(self, now: float, limit: int, node_id: str, lease_s: float) -> builtins.list[OutboxRow]:
+        """Claim up to ``limit`` due callbacks (next_at <= now, not under a live lease, this node's included),
+        oldest due first; the claim lasts until ``now + lease_s``: no other node gets them before, whatever it
+        asks, and every node may after (the sender died)."""
 
     @abstractmethod
-    async def outbox_done(self, delivery_id: str) -> None: ...
+    async def outbox_done(self, delivery_id: str) -> None:
+        """Delivered, or given up: the row is deleted."""
 
     @abstractmethod
-    async def outbox_retry(self, delivery_id: str, next_at: float, error: str) -> None: ...
+    async def outbox_retry(self, delivery_id: str, next_at: float, error: str) -> None:
+        """One more failed attempt: due again at ``next_at``, and the claim is released."""
 
     @abstractmethod
     async def token_create(self, name: str, hash: str, scopes: Sequence[str], msisdn_prefix: str,

@@ -33,6 +33,9 @@ from gateway.push.model import State
 from gateway.push.store import (
     FINAL_SQL,
     IN_FLIGHT_SQL,
+    OUTBOX_COLUMNS,
+    OUTBOX_INSERT,
+    OUTBOX_SELECT,
     OVERFETCH,
     SELECT,
     TOKEN_SELECT,
@@ -114,7 +117,7 @@ class PostgresStore(PushStore):
         return {row[0]: push_from(row, histories[row[0]]) for row in rows}
 
     @staticmethod
-    async def _write(conn: Conn, after: Sequence[Push], outbox: Sequence[OutboxRow], now: float) -> None:
+    async def _write(conn: Conn, after: Sequence[Push], outbox: Sequence[OutboxRow]) -> None:
         try:
             await conn.executemany("UPDATE pushes SET state = $1, cause = $2, answer = $3, attempts = $4, "
                                    "updated_at = $5, next_attempt_at = $6, claimed_by = $7, claimed_until = $8 "
@@ -126,8 +129,8 @@ class PostgresStore(PushStore):
         await conn.executemany("INSERT INTO push_history VALUES ($1, $2, $3, $4, $5)",
                                [history_values(p) for p in after])  # fmt: skip
         if outbox:
-            await conn.executemany("INSERT INTO callback_outbox VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-                                   [outbox_values(row, now) for row in outbox])  # fmt: skip
+            marks = ", ".join(f"${i + 1}" for i in range(len(OUTBOX_COLUMNS)))
+            await conn.executemany(f"{OUTBOX_INSERT}({marks})", [outbox_values(row) for row in outbox])
 
     async def _rewrite(self, sql: str, args: Sequence[Any], decide: Callable[[Push], Transition | None],
                        now: float) -> builtins.list[Push]:
@@ -137,7 +140,7 @@ class PostgresStore(PushStore):
             current = await self._load(conn, ids, lock=False)
             changes = [c for c in map(decide, current.values()) if c is not None]
             after, outbox = plan(current, changes, now)
-            await self._write(conn, after, outbox, now)
+            await self._write(conn, after, outbox)
             return after
 
     # --- the interface ---
@@ -207,7 +210,7 @@ class PostgresStore(PushStore):
         async with self._pool.acquire() as conn, conn.transaction():
             current = await self._load(conn, list({c.id: None for c in changes}), lock=True)
             after, outbox = plan(current, changes, now)
-            await self._write(conn, after, outbox, now)
+            await self._write(conn, after, outbox)
         return after
 
     async def claim_due(self, node_id: str, now: float, limit: int, lease_s: float) -> builtins.list[Push]:
@@ -257,18 +260,27 @@ class PostgresStore(PushStore):
             raise PushNotFoundError(push_id)
         return after[0]
 
-    async def outbox_due(self, now: float, limit: int) -> builtins.list[OutboxRow]:
-        rows = await self._pool.fetch("SELECT delivery_id, push_id, url, payload, attempts, next_at, last_error "
-                                      "FROM callback_outbox WHERE next_at <= $1 ORDER BY next_at LIMIT $2",
-                                      now, limit)  # fmt: skip
+    async def outbox_due(self, now: float, limit: int, node_id: str, lease_s: float) -> builtins.list[OutboxRow]:
+        # SKIP LOCKED: a row another node is claiming right now is not waited for, it is that node's. A row another
+        # node claimed and committed after this statement's snapshot was taken is re-checked when locked (READ
+        # COMMITTED re-evaluates the WHERE on the newest version, https://www.postgresql.org/docs/15/
+        # transaction-iso.html#XACT-READ-COMMITTED): its live claimed_until excludes it.
+        async with self._pool.acquire() as conn, conn.transaction():
+            rows = await conn.fetch(f"{OUTBOX_SELECT} WHERE next_at <= $1 AND (claimed_until IS NULL OR "
+                                    "claimed_until <= $1) ORDER BY next_at, delivery_id LIMIT $2 "
+                                    "FOR UPDATE SKIP LOCKED", now, limit)  # fmt: skip
+            await conn.execute("UPDATE callback_outbox SET claimed_by = $1, claimed_until = $2 "
+                               "WHERE delivery_id = ANY($3::text[])", node_id, now + lease_s,
+                               [row[0] for row in rows])  # fmt: skip
         return [outbox_from(row) for row in rows]
 
     async def outbox_done(self, delivery_id: str) -> None:
         await self._pool.execute("DELETE FROM callback_outbox WHERE delivery_id = $1", delivery_id)
 
     async def outbox_retry(self, delivery_id: str, next_at: float, error: str) -> None:
-        await self._pool.execute("UPDATE callback_outbox SET attempts = attempts + 1, next_at = $1, last_error = $2 "
-                                 "WHERE delivery_id = $3", next_at, error, delivery_id)  # fmt: skip
+        await self._pool.execute("UPDATE callback_outbox SET attempts = attempts + 1, next_at = $1, last_error = $2, "
+                                 "claimed_by = NULL, claimed_until = NULL WHERE delivery_id = $3",
+                                 next_at, error, delivery_id)  # fmt: skip
 
     async def token_create(self, name: str, hash: str, scopes: Sequence[str], msisdn_prefix: str,
                            rate: float | None, now: float) -> Token:

@@ -39,6 +39,9 @@ from gateway.push.model import State
 from gateway.push.store import (
     FINAL_SQL,
     IN_FLIGHT_SQL,
+    OUTBOX_COLUMNS,
+    OUTBOX_INSERT,
+    OUTBOX_SELECT,
     OVERFETCH,
     SELECT,
     TOKEN_SELECT,
@@ -136,7 +139,7 @@ class SqliteStore(PushStore):
                 loaded[row[0]] = push_from(row, histories[row[0]])
         return loaded
 
-    def _write(self, after: Sequence[Push], outbox: Sequence[OutboxRow], now: float) -> None:
+    def _write(self, after: Sequence[Push], outbox: Sequence[OutboxRow]) -> None:
         try:
             self._db.executemany("UPDATE pushes SET state = ?, cause = ?, answer = ?, attempts = ?, updated_at = ?, "
                                  "next_attempt_at = ?, claimed_by = ?, claimed_until = ? WHERE id = ?",
@@ -146,12 +149,12 @@ class SqliteStore(PushStore):
                 raise MsisdnBusyError(str(exc)) from exc
             raise
         self._db.executemany("INSERT INTO push_history VALUES (?, ?, ?, ?, ?)", [history_values(p) for p in after])
-        self._db.executemany("INSERT INTO callback_outbox VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                             [outbox_values(row, now) for row in outbox])  # fmt: skip
+        self._db.executemany(OUTBOX_INSERT + f"({', '.join('?' * len(OUTBOX_COLUMNS))})",
+                             [outbox_values(row) for row in outbox])  # fmt: skip
 
     def _apply(self, changes: Sequence[Transition], now: float) -> builtins.list[Push]:
         after, outbox = plan(self._load(list({c.id: None for c in changes})), changes, now)
-        self._write(after, outbox, now)
+        self._write(after, outbox)
         return after
 
     def _rewrite(self, sql: str, args: Sequence[Any], decide: Callable[[Push], Transition | None],
@@ -190,6 +193,16 @@ class SqliteStore(PushStore):
                              [(node_id, now + lease_s, i) for i in ids])  # fmt: skip
         claimed = self._load(ids)
         return [claimed[i] for i in ids]
+
+    def _claim_outbox(self, now: float, limit: int, node_id: str, lease_s: float) -> builtins.list[OutboxRow]:
+        # BEGIN IMMEDIATE (_txn) holds the write lock from the SELECT to the UPDATE: a second process on the file
+        # claims after this one committed, and sees these claims.
+        rows = [outbox_from(row) for row in self._db.execute(
+            f"{OUTBOX_SELECT} WHERE next_at <= ? AND (claimed_until IS NULL OR claimed_until <= ?) "
+            "ORDER BY next_at, delivery_id LIMIT ?", (now, now, limit))]  # fmt: skip
+        self._db.executemany("UPDATE callback_outbox SET claimed_by = ?, claimed_until = ? WHERE delivery_id = ?",
+                             [(node_id, now + lease_s, row.delivery_id) for row in rows])  # fmt: skip
+        return rows
 
     def _list(self, where: str, args: Sequence[Any], limit: int) -> tuple[list[Push], bool]:
         rows = self._db.execute(f"SELECT id FROM pushes {where} ORDER BY created_at DESC, id DESC LIMIT ?",
@@ -270,17 +283,16 @@ class SqliteStore(PushStore):
             raise PushNotFoundError(push_id)
         return after[0]
 
-    async def outbox_due(self, now: float, limit: int) -> builtins.list[OutboxRow]:
-        rows = await self._run(self._query, "SELECT delivery_id, push_id, url, payload, attempts, next_at, last_error "
-                               "FROM callback_outbox WHERE next_at <= ? ORDER BY next_at LIMIT ?", (now, limit))
-        return [outbox_from(row) for row in rows]
+    async def outbox_due(self, now: float, limit: int, node_id: str, lease_s: float) -> builtins.list[OutboxRow]:
+        return await self._txn(self._claim_outbox, now, limit, node_id, lease_s)
 
     async def outbox_done(self, delivery_id: str) -> None:
         await self._txn(self._execute, "DELETE FROM callback_outbox WHERE delivery_id = ?", (delivery_id,))
 
     async def outbox_retry(self, delivery_id: str, next_at: float, error: str) -> None:
         await self._txn(self._execute, "UPDATE callback_outbox SET attempts = attempts + 1, next_at = ?, "
-                        "last_error = ? WHERE delivery_id = ?", (next_at, error, delivery_id))  # fmt: skip
+                        "last_error = ?, claimed_by = NULL, claimed_until = NULL WHERE delivery_id = ?",
+                        (next_at, error, delivery_id))  # fmt: skip
 
     async def token_create(self, name: str, hash: str, scopes: Sequence[str], msisdn_prefix: str,
                            rate: float | None, now: float) -> Token:

@@ -17,7 +17,8 @@ from gateway.sim.run import SimSettings, dial_many
 async def main() -> dict[str, object]:
     text = DEFAULT.read_text().replace('role = "sg"', 'role = "sg"\ntransport = "sctp"')
     text = text.replace('path = "var/cdr.jsonl"', 'path = "/mnt/cdr.jsonl"') + '\n[pcap]\npath = "/mnt/gateway.pcap"\n'
-    text = text.replace('store = "sqlite:var/push.db"', 'store = "sqlite:/run/push.db"')  # the guest's root is read-only
+    # the guest's root is read-only: the push store on /run
+    text = text.replace('store = "sqlite:var/push.db"', 'store = "sqlite:/run/push.db"')
     Path("/run/gw.toml").write_text(text)
     cfg = load("/run/gw.toml")
     stop = asyncio.Event()
