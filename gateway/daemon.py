@@ -223,7 +223,7 @@ async def _serve_push(cfg: GatewayConfig, stack: UssdHost, manager: SessionManag
     store = await open_store(p.store)
     cleanups.append(store.close)
     service = PushService(store, stack, PushSettings(node_id=p.node_id, hlr_gt=p.hlr_gt, rate=p.rate,
-                                                     max_in_flight=p.max_in_flight),
+                                                     max_in_flight=p.max_in_flight, via_hlr=p.via == "hlr"),
                           ready=lambda: any(state == AspState.ACTIVE.value for _, state in states.values()),
                           busy=manager.in_session, metrics=metrics)  # fmt: skip
     for kind in (PushRouted, PushDelivered, PushFailed):

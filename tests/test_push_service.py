@@ -170,3 +170,21 @@ async def test_a_push_out_when_the_gateway_stops_is_never_sent_again(tmp_path: P
             assert net.sim.pushes_received == []  # the new simulator saw nothing: not resent
     finally:
         await store.close()
+
+
+async def test_through_the_hlr_without_sri_for_sm(tmp_path: Path) -> None:
+    """[push] via = "hlr" (TS 23.090): the invoke goes to the HLR with the MSISDN in MAP-OpenInfo, no SRI-for-SM."""
+    store = await SqliteStore.open(tmp_path / "push.db")
+    try:
+        async with network(store, PushSettings(via_hlr=True)) as net:
+            ack = await net.push(ACK)
+            ask = await net.push(ACK, mode=Mode.REQUEST, text="Accept? 1=Yes")
+            p, q = await net.final(ack), await net.final(ask)
+            assert p.state is State.ACKNOWLEDGED and q.state is State.ANSWERED and q.answer == "1"
+            assert [h.detail for h in p.history][1:3] == ["the HLR, to relay, attempt 1",
+                                                         "USSD invoke to the HLR for relay to the VLR"]
+            # the simulated HLR found the subscriber by the MSISDN and handed the text to its handset
+            assert [(imsi, text) for imsi, text, _ in net.sim.pushes_received] == [
+                ("262011234567890", "Code 1234"), ("262011234567890", "Accept? 1=Yes")]
+    finally:
+        await store.close()

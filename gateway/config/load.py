@@ -31,7 +31,7 @@ _KEYS: dict[str, set[str]] = {
     "log": {"level"},
     "pcap": {"path"},
     "push": {"store", "default_ttl_s", "max_ttl_s", "retention_s", "rate", "max_in_flight", "hlr_gt", "node_id",
-             "callback_secret", "callback_horizon_s"},
+             "callback_secret", "callback_horizon_s", "via"},
     "push_api": {"listen"},
 }  # fmt: skip
 
@@ -58,6 +58,7 @@ class PushConfig:
     node_id: str = "gw1"  # this node's name in the store's claims (unique per node on a shared PostgreSQL)
     callback_secret: str | None = None  # signs status callbacks (X-USSD-Signature), like route.secret app calls
     callback_horizon_s: float = 86_400.0  # a callback not answered 2xx by then is given up
+    via: str = "vlr"  # "vlr": SRI-for-SM, then the serving MSC/VLR; "hlr": the invoke to the HLR (TS 23.090)
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,7 +180,10 @@ def _push(data: dict[str, Any], file: str) -> PushConfig | None:
         node_id=_get(data, file, "push.node_id", str, d.node_id),
         callback_secret=_get(data, file, "push.callback_secret", str, None),
         callback_horizon_s=_get(data, file, "push.callback_horizon_s", float, d.callback_horizon_s),
+        via=_get(data, file, "push.via", str, d.via),
     )
+    if push.via not in ("vlr", "hlr"):
+        raise ConfigError(file, "push.via", f"{push.via!r} is neither \"vlr\" nor \"hlr\"")
     if push.default_ttl_s > push.max_ttl_s:
         raise ConfigError(file, "push.default_ttl_s", f"{push.default_ttl_s:g} is over max_ttl_s "
                           f"({push.max_ttl_s:g})")  # fmt: skip

@@ -38,6 +38,9 @@ class PushPort(Protocol):
     def deliver(self, push: int, imsi: str, vlr: str, text: str, *, mode: map_ussd.Mode, route: str | None = None,
                 msisdn: str = "") -> None: ...  # fmt: skip
 
+    def deliver_via_hlr(self, msisdn: str, text: str, *, hlr: SccpAddress, mode: map_ussd.Mode,
+                        route: str | None = None) -> int: ...  # fmt: skip
+
 
 @dataclass(frozen=True, slots=True)
 class PushSettings:
@@ -47,6 +50,7 @@ class PushSettings:
     max_in_flight: int = 1000
     lease_s: float = 120.0  # a claimed push not moved on by then may be taken by another node
     tick_s: float = 0.2  # how often the queue is looked at when nothing wakes the service
+    via_hlr: bool = False  # deliver through the HLR (TS 23.090), no SRI-for-SM: networks that want it that way
     backoff: Backoff = field(default_factory=Backoff)
 
 
@@ -129,9 +133,14 @@ class PushService:
         if not claimed:
             return  # a claimed push whose subscriber is busy waits out its lease, then is claimable again
         self._allowance -= len(claimed)
-        changes = [Transition(p.id, State.ROUTING, f"SRI-for-SM, attempt {p.attempts + 1}", attempts=p.attempts + 1)
+        step = "the HLR, to relay" if s.via_hlr else "SRI-for-SM"
+        changes = [Transition(p.id, State.ROUTING, f"{step}, attempt {p.attempts + 1}", attempts=p.attempts + 1)
                    for p in claimed]  # fmt: skip
         routed = await self.store.transition_many(changes, self.clock())
+        if s.via_hlr:
+            for p in routed:
+                self._spawn(self._via_hlr(p))
+            return
         started = asyncio.get_running_loop().time()
         for p in routed:
             hlr = SccpAddress.gt_e164(s.hlr_gt or p.msisdn, sccp.SSN_HLR)
@@ -166,6 +175,17 @@ class PushService:
                                   self.settings.backoff, self.rng)  # fmt: skip
         detail = f"{ev.stage}: {ev.reason}" + ("" if at is None else f"; next attempt in {at - self.clock():.0f} s")
         self._spawn(self._commit(Transition(p.id, state, detail, cause=ev.reason, next_attempt_at=at)))
+
+    async def _via_hlr(self, p: Push) -> None:
+        hlr = SccpAddress.gt_e164(self.settings.hlr_gt or p.msisdn, sccp.SSN_HLR)
+        sent = await self._commit(Transition(p.id, State.SENT, "USSD invoke to the HLR for relay to the VLR"))
+        if sent is None:
+            return  # not committed: it must not leave (at most once to the handset)
+        ident = self.network.deliver_via_hlr(p.msisdn, p.text, hlr=hlr, mode=_MODES[p.mode],
+                                             route=p.route if p.mode is Mode.REQUEST else None)  # fmt: skip
+        self.flight[ident] = sent
+        if self.metrics is not None:
+            self.metrics.push_in_flight.set(len(self.flight))
 
     async def _routed(self, ev: PushRouted, p: Push) -> None:
         sent = await self._commit(Transition(p.id, State.SENT, f"USSD invoke to VLR {ev.vlr} for IMSI {ev.imsi}"))

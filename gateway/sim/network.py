@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from gateway.codecs import map as M  # noqa: N812 - M for MAP
 from gateway.codecs import tcap
 from gateway.codecs.errors import CodecError
-from gateway.codecs.map_address import AddressString
+from gateway.codecs.map_address import AddressString, Plan
 from gateway.codecs.sccp import SccpAddress
 from gateway.stack.node import SignallingNode
 from gateway.stack.tcap_table import (
@@ -208,9 +208,13 @@ class NetworkSim:
             return
         if inv.opcode in (M.OP_USSN, M.OP_USSR):  # the VLR, for a push
             open_info = M.find_map_dialogue(ev.user_information) if ev.user_information else None
-            imsi = (open_info.destination_reference.digits
-                    if isinstance(open_info, M.MapOpen) and open_info.destination_reference else "")  # fmt: skip
-            sub = self._by_imsi.get(imsi)
+            ref = open_info.destination_reference if isinstance(open_info, M.MapOpen) else None
+            if ref is not None and ref.plan == Plan.ISDN_TELEPHONY:  # through the HLR (TS 23.090): by MSISDN
+                sub = self.subscribers.get(ref.digits)
+                imsi = sub.imsi if sub is not None else ""
+            else:  # at the VLR after SRI-for-SM: by IMSI
+                imsi = ref.digits if ref is not None else ""
+                sub = self._by_imsi.get(imsi)
             arg = M.decode_ussd_arg(inv.parameter or b"")
             text = arg.text()
             self.pushes_received.append((imsi, text, int(inv.opcode)))

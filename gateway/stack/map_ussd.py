@@ -348,6 +348,21 @@ class UssdService:
         d.user = _State(_Kind.PUSH, push, push_mode=mode, route=route, imsi=imsi, msisdn=msisdn)
         self.pushes[push] = d
 
+    def deliver_via_hlr(self, msisdn: str, text: str, *, hlr: SccpAddress, mode: Mode, now: float,
+                        route: str | None = None) -> int:  # fmt: skip
+        """A push in one step, for networks that take network-initiated USSD only through the HLR (TS 23.090 §4.2:
+        the gsmSCF's invoke goes to the HLR, which relays it to the VLR): the TC-BEGIN to ``hlr`` names the
+        subscriber by MSISDN in MAP-OpenInfo (destinationReference, E.164), no SRI-for-SM first. Returns the push
+        id of its events (``PushDelivered``, ``PushFailed`` at stage "delivery", ``PushSessionStarted``)."""
+        arg = M.encode_ussd_arg(M.ussd_arg(text))  # first: a text that cannot be encoded changes nothing
+        open_info = M.encode_dialogue_external(M.MapOpen(AddressString.e164(msisdn),
+                                                         AddressString.e164(self._local_gt())))  # fmt: skip
+        ident = next(self._ids)
+        d = self.table.begin(hlr, USSD_AC, (tcap.Invoke(1, mode.value, arg),), (open_info,), now=now)
+        d.user = _State(_Kind.PUSH, ident, push_mode=mode, route=route, msisdn=msisdn)
+        self.pushes[ident] = d
+        return ident
+
     def _send_sri(self, st: _State, hlr: SccpAddress, now: float) -> None:
         arg = M.RoutingInfoForSmArg(AddressString.e164(st.msisdn), True, AddressString.e164(self._local_gt()))
         d = self.table.begin(hlr, st.hlr_ac, (tcap.Invoke(1, M.OP_SEND_ROUTING_INFO_FOR_SM,

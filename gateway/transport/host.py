@@ -194,6 +194,12 @@ class UssdHost(StackHost[UssdService]):
         self.schedule()
         return ident
 
+    def deliver_via_hlr(self, msisdn: str, text: str, *, hlr: SccpAddress, mode: Mode,
+                        route: str | None = None) -> int:  # fmt: skip
+        ident = self.user.deliver_via_hlr(msisdn, text, hlr=hlr, mode=mode, now=self.loop.time(), route=route)
+        self.schedule()
+        return ident
+
     def deliver(self, push: int, imsi: str, vlr: str, text: str, *, mode: Mode, route: str | None = None,
                 msisdn: str = "") -> None:  # fmt: skip
         self.user.deliver(push, imsi, vlr, text, mode=mode, now=self.loop.time(), route=route, msisdn=msisdn)
