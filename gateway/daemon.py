@@ -32,6 +32,7 @@ from gateway.ops.pcap import PcapWriter
 from gateway.push.api import ApiSettings, make_app
 from gateway.push.backends import open_store
 from gateway.push.callbacks import CallbackSender, CallbackSettings
+from gateway.push.model import Backoff
 from gateway.push.service import PushService, PushSettings
 from gateway.push.store import PushStore
 from gateway.stack.m3ua_asp import (
@@ -223,7 +224,8 @@ async def _serve_push(cfg: GatewayConfig, stack: UssdHost, manager: SessionManag
     store = await open_store(p.store)
     cleanups.append(store.close)
     service = PushService(store, stack, PushSettings(node_id=p.node_id, hlr_gt=p.hlr_gt, rate=p.rate,
-                                                     max_in_flight=p.max_in_flight, via_hlr=p.via == "hlr"),
+                                                     max_in_flight=p.max_in_flight, via_hlr=p.via == "hlr",
+                                                     backoff=Backoff(base=p.retry_base_s, cap=p.retry_cap_s)),
                           ready=lambda: any(state == AspState.ACTIVE.value for _, state in states.values()),
                           busy=manager.in_session, metrics=metrics)  # fmt: skip
     for kind in (PushRouted, PushDelivered, PushFailed):

@@ -31,7 +31,7 @@ _KEYS: dict[str, set[str]] = {
     "log": {"level"},
     "pcap": {"path"},
     "push": {"store", "default_ttl_s", "max_ttl_s", "retention_s", "rate", "max_in_flight", "hlr_gt", "node_id",
-             "callback_secret", "callback_horizon_s", "via"},
+             "callback_secret", "callback_horizon_s", "via", "retry_base_s", "retry_cap_s"},
     "push_api": {"listen"},
 }  # fmt: skip
 
@@ -59,6 +59,8 @@ class PushConfig:
     callback_secret: str | None = None  # signs status callbacks (X-USSD-Signature), like route.secret app calls
     callback_horizon_s: float = 86_400.0  # a callback not answered 2xx by then is given up
     via: str = "vlr"  # "vlr": SRI-for-SM, then the serving MSC/VLR; "hlr": the invoke to the HLR (TS 23.090)
+    retry_base_s: float = 30.0  # the wait after a failed attempt, doubling each time ...
+    retry_cap_s: float = 3600.0  # ... up to this (with jitter), until the push expires
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,7 +167,7 @@ def _push(data: dict[str, Any], file: str) -> PushConfig | None:
     if problem is not None:
         raise ConfigError(file, "push.store", problem)
     for key in ("push.default_ttl_s", "push.max_ttl_s", "push.retention_s", "push.rate", "push.max_in_flight",
-                "push.callback_horizon_s"):
+                "push.callback_horizon_s", "push.retry_base_s", "push.retry_cap_s"):
         kind = int if key == "push.max_in_flight" else float
         if _get(data, file, key, kind, 1) <= 0:
             raise ConfigError(file, key, "must be positive")
@@ -181,6 +183,8 @@ def _push(data: dict[str, Any], file: str) -> PushConfig | None:
         callback_secret=_get(data, file, "push.callback_secret", str, None),
         callback_horizon_s=_get(data, file, "push.callback_horizon_s", float, d.callback_horizon_s),
         via=_get(data, file, "push.via", str, d.via),
+        retry_base_s=_get(data, file, "push.retry_base_s", float, d.retry_base_s),
+        retry_cap_s=_get(data, file, "push.retry_cap_s", float, d.retry_cap_s),
     )
     if push.via not in ("vlr", "hlr"):
         raise ConfigError(file, "push.via", f"{push.via!r} is neither \"vlr\" nor \"hlr\"")

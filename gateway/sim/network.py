@@ -40,6 +40,7 @@ class Subscriber:
     vlr_behaviour: str | int = "ack"
     answer: str = "1"
     hlr_error: int | None = None  # e.g. 1 unknownSubscriber, 6 absentSubscriberSM
+    hlr_error_times: int | None = None  # answer SRI-for-SM with hlr_error only this many times (None: always)
 
 
 @dataclass(slots=True)
@@ -89,6 +90,7 @@ class NetworkSim:
     network_dialogues: dict[int, str] = field(default_factory=dict)
     events: deque[HandsetSession | NetworkUssd] = field(default_factory=deque)  # sessions over, texts shown
     _by_imsi: dict[str, Subscriber] = field(default_factory=dict)
+    _hlr_failures: dict[str, int] = field(default_factory=dict)  # MSISDN -> SRI-for-SM answered with its error
     _ids: itertools.count[int] = field(default_factory=itertools.count)
 
     def add(self, sub: Subscriber) -> None:
@@ -198,7 +200,11 @@ class NetworkSim:
                 self.node.table.end(d, (tcap.Reject(inv.invoke_id, 1, 2),))
                 return
             sub = self.subscribers.get(msisdn)
-            if sub is None or sub.hlr_error is not None:
+            failing = sub is not None and sub.hlr_error is not None and (
+                sub.hlr_error_times is None or self._hlr_failures.get(msisdn, 0) < sub.hlr_error_times)
+            if failing:
+                self._hlr_failures[msisdn] = self._hlr_failures.get(msisdn, 0) + 1
+            if sub is None or failing:
                 code = 1 if sub is None else sub.hlr_error or 1
                 self.node.table.end(d, (tcap.ReturnError(inv.invoke_id, code, M.encode_error(code, 0)
                                                          if code in (1, 6) else None),))  # fmt: skip
