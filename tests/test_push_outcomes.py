@@ -45,10 +45,16 @@ def make_token(config: Path) -> str:
 
 
 @pytest.mark.interop
-async def test_every_push_outcome_through_the_daemon(tmp_path: Path) -> None:
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+async def test_every_push_outcome_through_the_daemon(backend: str, tmp_path: Path,
+                                                     request: pytest.FixtureRequest) -> None:  # fmt: skip
     path = default_config(tmp_path)
     text = path.read_text().replace("[push]", f'[push]\ncallback_secret = "{SECRET}"\nretry_base_s = 0.2\n'
                                               "retry_cap_s = 0.4")  # fmt: skip
+    if backend == "postgresql":  # the same suite on a real PostgreSQL server (tests/support/postgres.py)
+        dsn = request.getfixturevalue("postgres_server").new_database()
+        text = text.replace(f'store = "sqlite:{tmp_path}/push.db"', f'store = "{dsn}"')
+        assert dsn in text
     text = text.replace("invoke_timeout = 60.0", "invoke_timeout = 1.0") + f'\n[pcap]\npath = "{tmp_path}/gw.pcap"\n'
     path.write_text(text)
     cfg = load(path)
