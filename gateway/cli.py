@@ -8,6 +8,13 @@
     ussd-gateway sim CODE        dial with scripted answers, or many times (a load generator)
     ussd-gateway phone MSISDN    act as the HLR and MSC/VLR of one handset: show each network-initiated USSD
 
+    ussd-gateway push MSISDN TEXT [--mode request --route R] [--wait] [--api URL | -c FILE] [--callback-url U]
+                                 [--ttl S] [--idempotency-key K]
+                                 create a push through the push API (token in USSD_PUSH_TOKEN) and print it as JSON;
+                                 --wait: poll it to its final state and print that too. Exit status 0 created (or,
+                                 with --wait, acknowledged/answered), 1 another final state, 2 the API unreachable
+                                 or refusing (its JSON error on stderr)
+
     ussd-gateway token create NAME --scope push:write [--scope push:read] [--msisdn-prefix P] [--rate N] [-c FILE]
     ussd-gateway token list [-c FILE]
     ussd-gateway token revoke NAME [-c FILE]
@@ -22,10 +29,13 @@ import asyncio
 import dataclasses
 import enum
 import json
+import os
 import sys
 import time
 from collections.abc import Sequence
 from typing import Any
+
+import aiohttp
 
 from gateway import daemon
 from gateway.codecs import layers, m3ua, sccp, tcap, ussd_string
@@ -38,6 +48,7 @@ from gateway.config.load import load as load_config
 from gateway.push import tokens
 from gateway.push.api import SCOPES, rfc3339
 from gateway.push.backends import open_store
+from gateway.push.model import State
 from gateway.push.store import StoreError
 from gateway.sim.dial import dial
 from gateway.sim.phone import phone
@@ -251,6 +262,116 @@ def _token(args: argparse.Namespace) -> int:
     return asyncio.run(_token_command(args, cfg.push.store))
 
 
+TOKEN_ENV = "USSD_PUSH_TOKEN"
+DEFAULT_API = "http://127.0.0.1:8090"
+SUCCESS = frozenset({State.ACKNOWLEDGED, State.ANSWERED})
+FINAL_STATES = frozenset(s.value for s in State if s.final)
+
+
+class _ApiError(Exception):
+    """The push API could not be reached, or answered with an error: the JSON for stderr."""
+
+    def __init__(self, error: dict[str, Any]) -> None:
+        super().__init__(json.dumps(error, ensure_ascii=False))
+        self.error = error
+
+
+def _api_base(args: argparse.Namespace) -> str:
+    """--api, else the [push_api] listen of -c FILE, else the default's; ConfigError, or ValueError with why."""
+    if args.api:
+        return str(args.api).rstrip("/")
+    if args.config is None:
+        return DEFAULT_API
+    cfg = load_config(args.config)
+    if cfg.push_api_listen is None:
+        raise ValueError(f"{cfg.file}: no [push_api] listen: the gateway serves no push API")
+    host, port = cfg.push_api_listen
+    if host in ("0.0.0.0", "::", ""):
+        host = "127.0.0.1"  # a wildcard listener: reach it on loopback
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+async def _api_call(http: aiohttp.ClientSession, method: str, url: str, **kwargs: Any) -> dict[str, Any]:
+    """One API request; its JSON for a 2xx, else _ApiError (the API's own error object when it sent one)."""
+    try:
+        async with http.request(method, url, **kwargs) as resp:
+            raw = await resp.read()
+            status = resp.status
+    except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+        reason = str(exc) or type(exc).__name__
+        raise _ApiError({"error": {"code": "unreachable", "message": f"cannot reach the push API at {url}: "
+                                     f"{reason}", "field": None}}) from None  # fmt: skip
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        data = None
+    if 200 <= status < 300 and isinstance(data, dict):
+        return data
+    if isinstance(data, dict) and "error" in data:
+        raise _ApiError(data)  # the API's error as it gave it: {"error": {"code", "message", "field"}}
+    text = raw.decode(errors="replace")[:200]
+    raise _ApiError({"error": {"code": "http_error", "message": f"HTTP {status} from {url}: {text}",
+                                 "field": None}})  # fmt: skip
+
+
+async def _push_command(args: argparse.Namespace, base: str, token: str) -> int:
+    body: dict[str, Any] = {"msisdn": args.msisdn, "text": args.text}
+    if args.mode is not None:
+        body["mode"] = args.mode
+    if args.route is not None:
+        body["route"] = args.route
+    if args.callback_url is not None:
+        body["callback_url"] = args.callback_url
+    if args.ttl is not None:
+        body["ttl_s"] = args.ttl
+    headers = {"Authorization": f"Bearer {token}"}
+    if args.idempotency_key is not None:
+        headers["Idempotency-Key"] = args.idempotency_key
+    timeout = aiohttp.ClientTimeout(total=args.timeout)
+    async with aiohttp.ClientSession(timeout=timeout) as http:
+        push = await _api_call(http, "POST", f"{base}/v1/pushes", json=body, headers=headers)
+        print(json.dumps(push, ensure_ascii=False), flush=True)
+        if not args.wait:
+            return 0
+        url = f"{base}/v1/pushes/{push['id']}"
+        delay = 0.1
+        while push.get("state") not in FINAL_STATES:
+            await asyncio.sleep(delay)
+            delay = min(1.0, delay * 1.5)  # quick for a push that is done in a second, gentle for a long wait
+            push = await _api_call(http, "GET", url, headers=headers)
+        print(json.dumps(push, ensure_ascii=False), flush=True)
+        return 0 if State(push["state"]) in SUCCESS else 1
+
+
+def _push(args: argparse.Namespace) -> int:
+    token = os.environ.get(TOKEN_ENV, "").strip()
+    if not token:
+        print(json.dumps({"error": {"code": "no_token", "message": f"set {TOKEN_ENV} to a token with push:write "
+                                    "(and push:read for --wait): ussd-gateway token create", "field": None}}),
+              file=sys.stderr)  # fmt: skip
+        return 2
+    if args.mode == "request" and args.route is None:
+        print(json.dumps({"error": {"code": "invalid_field", "message": "--mode request needs --route (the "
+                                    "application the answer goes to)", "field": "route"}}), file=sys.stderr)
+        return 2
+    try:
+        base = _api_base(args)
+    except ConfigError as exc:
+        print(json.dumps({"error": {"code": "bad_configuration", "message": str(exc), "field": exc.key}}),
+              file=sys.stderr)  # fmt: skip
+        return 2
+    except ValueError as exc:
+        print(json.dumps({"error": {"code": "no_push_api", "message": str(exc), "field": None}}), file=sys.stderr)
+        return 2
+    try:
+        return asyncio.run(_push_command(args, base, token))
+    except _ApiError as exc:
+        print(json.dumps(exc.error, ensure_ascii=False), file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ussd-gateway", description="SS7/MAP USSD gateway")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -287,6 +408,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     ph.add_argument("--register", action="store_true", help="register a routing key first (osmo-stp)")
     ph.add_argument("--wait", type=float, default=10.0, help="seconds to wait for the M3UA association")
     ph.add_argument("--transport", choices=("tcp", "sctp"), default="tcp", help="M3UA over TCP or kernel SCTP")
+    pu = sub.add_parser("push", help="send a network-initiated USSD text through the push API (USSD_PUSH_TOKEN)")
+    pu.add_argument("msisdn", help="the subscriber's MSISDN (international digits)")
+    pu.add_argument("text", help="the text (one USSD message: 182 GSM 7-bit characters or 80 UCS2)")
+    pu.add_argument("--mode", choices=("notify", "request"), default=None,
+                    help="notify (default): a flash text; request: a question whose answer goes to --route")
+    pu.add_argument("--route", help="request mode: the route (by name) whose application gets the answer")
+    pu.add_argument("--wait", action="store_true", help="poll the push until its final state and print it")
+    pu.add_argument("--api", help=f"the push API's base URL (default: -c FILE's [push_api] listen, else "
+                                  f"{DEFAULT_API})")  # fmt: skip
+    pu.add_argument("-c", "--config", help="the gateway's configuration file: its [push_api] listen is the API")
+    pu.add_argument("--callback-url", help="where the gateway POSTs the push at its final state")
+    pu.add_argument("--ttl", type=float, help="seconds the push may wait for the subscriber (default: the gateway's)")
+    pu.add_argument("--idempotency-key", help="the same key and body again give the same push, never a second one")
+    pu.add_argument("--timeout", type=float, default=30.0, help="seconds for each API request (default 30)")
     tok = sub.add_parser("token", help="create, list or revoke the push API's tokens")
     tok_sub = tok.add_subparsers(dest="action", required=True)
     create = tok_sub.add_parser("create", help="make a token and print it, once, on the last line")
@@ -303,6 +438,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "token":
         return _token(args)
+    if args.command == "push":
+        return _push(args)
     if args.command == "dial":
         return _dial(args)
     if args.command == "phone":

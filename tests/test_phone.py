@@ -49,3 +49,30 @@ async def test_the_phone_shows_a_flash_text_and_answers_a_request(tmp_path: Path
     ]
     assert first.state is State.ACKNOWLEDGED
     assert second.state is State.ANSWERED and second.answer == "yes"
+
+
+async def test_the_catch_all_subscriber_answers_for_any_msisdn_and_counts_by_msisdn(tmp_path: Path) -> None:
+    from gateway.sim.network import Subscriber, derived_imsi
+    from gateway.sim.run import SimSettings, connected
+
+    store = await SqliteStore.open(tmp_path / "push.db")
+    msisdns = [f"4917300{i:05d}" for i in range(20)]
+    try:
+        async with push_gateway(store, PushSettings(rate=1000)) as gw:
+            settings = SimSettings(subscribers=(Subscriber("491739999999", "262019999999999", vlr_behaviour=27),),
+                                   any_subscriber=Subscriber("", "", vlr_behaviour="ack"))  # fmt: skip
+            async with connected("127.0.0.1", gw.port, settings) as (sim, _):
+                await wait_for(gw.ready, 5.0)
+                now = time.time()
+                ids = [(await store.create(new_push(msisdn=m, text=f"hi {m}", mode=Mode.NOTIFY, now=now, ttl_s=60),
+                                           None, m, "t")).push.id for m in [*msisdns, "491739999999"]]  # fmt: skip
+                gw.service.wake()
+                await wait_for(lambda: sum(sim.received.values()) == len(ids), 10.0)
+                await wait_for(lambda: not gw.service.flight, 5.0)
+                await asyncio.sleep(0.1)
+                states = [(await store.get(i)).state for i in ids]
+    finally:
+        await store.close()
+    assert states == [State.ACKNOWLEDGED] * 20 + [State.RETRY_WAIT]  # the listed subscriber keeps its behaviour
+    assert sim.received == dict.fromkeys([*msisdns, "491739999999"], 1)
+    assert sim.subscribers[msisdns[0]].imsi == derived_imsi(msisdns[0]) == "001011730000000"

@@ -4,15 +4,18 @@ It is the gateway's test peer, the demo network and the load generator:
 - handsets dial service codes (:meth:`NetworkSim.dial`) and answer menus from a script;
 - the VLR acknowledges notifies, answers requests, or fails them (absentSubscriber, ussd-Busy,
   illegalSubscriber ...) or stays silent (timeout), per subscriber;
-- the HLR answers SRI-for-SM with the IMSI and the VLR number, or with unknownSubscriber / absentSubscriberSM.
+- the HLR answers SRI-for-SM with the IMSI and the VLR number, or with unknownSubscriber / absentSubscriberSM;
+- with ``any_subscriber`` (a catch-all), every MSISDN not listed exists: the HLR answers for it with an IMSI derived
+  from the MSISDN (:func:`derived_imsi`) and the VLR treats it as the template says (for load and crash tests with
+  thousands of subscribers). ``received`` counts the pushes the VLR was handed, by MSISDN.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from gateway.codecs import map as M  # noqa: N812 - M for MAP
 from gateway.codecs import tcap
@@ -41,6 +44,15 @@ class Subscriber:
     answer: str = "1"
     hlr_error: int | None = None  # e.g. 1 unknownSubscriber, 6 absentSubscriberSM
     hlr_error_times: int | None = None  # answer SRI-for-SM with hlr_error only this many times (None: always)
+
+
+TEST_IMSI_PREFIX = "00101"  # MCC 001, MNC 01: the ITU test network
+
+
+def derived_imsi(msisdn: str) -> str:
+    """The catch-all subscriber's IMSI for ``msisdn``: the test network's MCC+MNC and the MSISDN's last 10 digits
+    (so MSISDNs that differ only before their last 10 digits share an IMSI: pick test numbers that do not)."""
+    return TEST_IMSI_PREFIX + msisdn[-10:].rjust(10, "0")
 
 
 @dataclass(slots=True)
@@ -89,6 +101,10 @@ class NetworkSim:
     # network-initiated dialogues on "handset" subscribers, open at the VLR: dialogue id -> MSISDN
     network_dialogues: dict[int, str] = field(default_factory=dict)
     events: deque[HandsetSession | NetworkUssd] = field(default_factory=deque)  # sessions over, texts shown
+    # The catch-all: every MSISDN not in ``subscribers`` is this subscriber (its behaviours; msisdn and imsi are
+    # ignored), with the IMSI :func:`derived_imsi` gives; added to ``subscribers`` at its first SRI-for-SM.
+    any_subscriber: Subscriber | None = None
+    received: Counter[str] = field(default_factory=Counter)  # pushes (USSN/USSR invokes) the VLR got, by MSISDN
     _by_imsi: dict[str, Subscriber] = field(default_factory=dict)
     _hlr_failures: dict[str, int] = field(default_factory=dict)  # MSISDN -> SRI-for-SM answered with its error
     _ids: itertools.count[int] = field(default_factory=itertools.count)
@@ -199,7 +215,7 @@ class NetworkSim:
             except CodecError:
                 self.node.table.end(d, (tcap.Reject(inv.invoke_id, 1, 2),))
                 return
-            sub = self.subscribers.get(msisdn)
+            sub = self.subscribers.get(msisdn) or self._catch_all(msisdn)
             failing = sub is not None and sub.hlr_error is not None and (
                 sub.hlr_error_times is None or self._hlr_failures.get(msisdn, 0) < sub.hlr_error_times)
             if failing:
@@ -216,7 +232,7 @@ class NetworkSim:
             open_info = M.find_map_dialogue(ev.user_information) if ev.user_information else None
             ref = open_info.destination_reference if isinstance(open_info, M.MapOpen) else None
             if ref is not None and ref.plan == Plan.ISDN_TELEPHONY:  # through the HLR (TS 23.090): by MSISDN
-                sub = self.subscribers.get(ref.digits)
+                sub = self.subscribers.get(ref.digits) or self._catch_all(ref.digits)
                 imsi = sub.imsi if sub is not None else ""
             else:  # at the VLR after SRI-for-SM: by IMSI
                 imsi = ref.digits if ref is not None else ""
@@ -224,6 +240,8 @@ class NetworkSim:
             arg = M.decode_ussd_arg(inv.parameter or b"")
             text = arg.text()
             self.pushes_received.append((imsi, text, int(inv.opcode)))
+            if sub is not None:
+                self.received[sub.msisdn] += 1
             if sub is None:
                 self.node.table.end(d, (tcap.ReturnError(inv.invoke_id, 27),))  # absentSubscriber
                 return
@@ -261,6 +279,13 @@ class NetworkSim:
                         self.node.table.continue_(d, (tcap.ReturnResult(c.invoke_id, None, None),), now)
         elif isinstance(event, EndIndication | AbortIndication):
             del self.network_dialogues[d.did]
+
+    def _catch_all(self, msisdn: str) -> Subscriber | None:
+        if self.any_subscriber is None or not msisdn:
+            return None
+        sub = replace(self.any_subscriber, msisdn=msisdn, imsi=derived_imsi(msisdn))
+        self.add(sub)
+        return sub
 
     def _vlr_gt(self) -> str:
         return self.node.local.gt.digits if self.node.local.gt is not None else ""

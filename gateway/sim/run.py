@@ -32,6 +32,8 @@ class SimSettings:
     register: bool = False  # register a routing key (REG_REQ before ASPUP), as osmo-stp's dynamic ASPs need
     transport: str = "tcp"  # "tcp" or "sctp" (kernel SCTP)
     subscribers: tuple[Subscriber, ...] = (Subscriber("491720000001", "262011234567890"),)
+    # Every other MSISDN exists too, behaving like this one (its msisdn and imsi are ignored): NetworkSim's catch-all
+    any_subscriber: Subscriber | None = None
 
 
 def build(settings: SimSettings) -> NetworkSim:
@@ -44,6 +46,7 @@ def build(settings: SimSettings) -> NetworkSim:
     sim = NetworkSim(SignallingNode(msc, layer, table), SccpAddress.gt_e164(settings.gateway_gt, sccp.SSN_GSMSCF))
     for sub in settings.subscribers:
         sim.add(sub)
+    sim.any_subscriber = settings.any_subscriber
     return sim
 
 
