@@ -595,3 +595,20 @@ async def test_the_loop_runs_while_the_store_commits(store: PushStore) -> None:
     stop.set()
     await task
     assert ticks > 6  # it ran during the commits, not only between them
+
+
+async def test_a_restarted_node_releases_its_claims_on_what_it_had_not_started(store: PushStore) -> None:
+    """A node killed between claiming a push and routing it (or while POSTing a callback) gets them back at its
+    restart, not when their leases run out (the crash test found pushes expiring unsent behind a dead claim)."""
+    waiting = await put(store, mk("1"))
+    assert [p.id for p in await store.claim_due("a", T0, 10, 120.0)] == [waiting.id]
+    assert await store.claim_due("a", T0 + 1, 10, 120.0) == []  # under a's lease
+    other = await put(store, mk("2"))
+    assert [p.id for p in await store.claim_due("b", T0 + 1, 10, 120.0)] == [other.id]
+    called = await put(store, mk("3", callback_url=CALLBACK))
+    await store.cancel(called.id, T0 + 1)  # a callback row for a to claim
+    [row] = await store.outbox_due(T0 + 2, 10, "a", 60.0)
+    assert await store.outbox_due(T0 + 3, 10, "a", 60.0) == []
+    await store.recover(T0 + 4, node_id="a")
+    assert [p.id for p in await store.claim_due("c", T0 + 5, 10, 120.0)] == [waiting.id]  # b's stays b's
+    assert [r.delivery_id for r in await store.outbox_due(T0 + 5, 10, "a", 60.0)] == [row.delivery_id]

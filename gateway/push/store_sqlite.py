@@ -275,6 +275,11 @@ class SqliteStore(PushStore):
         if node_id is not None:
             sql += " AND claimed_by = ?"
         after = await self._txn(self._rewrite, sql, () if node_id is None else (node_id,), recovery, now)
+        if node_id is not None:  # what this node had claimed and not started is claimable again now, not at its lease
+            await self._txn(self._execute, "UPDATE pushes SET claimed_by = NULL, claimed_until = NULL WHERE "
+                            f"claimed_by = ? AND state IN ({WAITING_SQL})", (node_id,))  # fmt: skip
+            await self._txn(self._execute, "UPDATE callback_outbox SET claimed_by = NULL, claimed_until = NULL "
+                            "WHERE claimed_by = ?", (node_id,))  # fmt: skip
         return {s: sum(p.state is s for p in after) for s in (State.QUEUED, State.UNCONFIRMED)}
 
     async def cancel(self, push_id: str, now: float) -> Push:
