@@ -14,6 +14,7 @@ import io
 import json
 import logging
 import os
+import re
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -45,6 +46,8 @@ ROOT = Path(__file__).resolve().parents[1]
 SPEC_PATH = ROOT / "docs" / "openapi-push.yaml"
 OPENAPI = OpenAPI.from_file_path(str(SPEC_PATH))
 SPEC = yaml.safe_load(SPEC_PATH.read_text())
+# Each documented path as a pattern (its {id} any one segment): which template an answer was to.
+TEMPLATES = {path: re.compile(re.escape(path).replace(re.escape("{id}"), "[^/]+")) for path in SPEC["paths"]}
 T0 = 1_800_000_000.0
 MAX_BODY = 16_384
 MSISDN = "491700000001"
@@ -104,7 +107,7 @@ class Api:
                                   data=data)  # fmt: skip
             OPENAPI.validate_response(request, MockResponse(raw, answer.status, headers=answer.headers,
                                                             content_type=answer.headers["Content-Type"]))
-            template = "/v1/pushes" if plain == "/v1/pushes" else "/v1/pushes/{id}"
+            template = next(t for t, pattern in TEMPLATES.items() if pattern.fullmatch(plain))
             self.met.add((method.lower(), template, answer.status))
         return answer
 
