@@ -529,6 +529,33 @@ async def test_the_live_server_conforms_to_the_openapi_document(request: pytest.
         await api.call("DELETE", "/v1/pushes/p_none")  # 404
         await api.call("DELETE", f"/v1/pushes/{sent['id']}")  # 409
         await api.call("DELETE", f"/v1/pushes/{push['id']}")  # 200
+        # Campaigns: every documented answer of each operation.
+        csv = {"Content-Type": "text/csv"}
+        campaign = {"name": "c", "text": "Hi {name}", "rate_per_s": 1,
+                    "recipients": [{"msisdn": MSISDN, "vars": {"name": "Ann"}}]}  # fmt: skip
+        made = (await api.call("POST", "/v1/campaigns", body=campaign)).body  # 202
+        await api.call("POST", "/v1/campaigns?name=c&text=Hi&rate_per_s=1", data=b"msisdn\n491700000003\n",
+                       headers=csv)  # 202, text/csv  # fmt: skip
+        await api.call("POST", "/v1/campaigns", data=b"{", headers={"Content-Type": "application/json"})  # 400
+        await api.call("POST", "/v1/campaigns", data=b" " * (MAX_BODY + 1),
+                       headers={"Content-Type": "application/json"})  # 413  # fmt: skip
+        await api.call("POST", "/v1/campaigns", data=b"x", headers={"Content-Type": "text/plain"})  # 415
+        await api.call("POST", "/v1/campaigns", body={**campaign, "rate_per_s": 0})  # 422
+        base = f"/v1/campaigns/{made['id']}"
+        for token in (None, "slow"):  # 401, 403 (slow lacks push:read)
+            await api.call("GET", base, token=token)
+        for token in (None, "reader"):  # 401, 403 (reader lacks push:write)
+            await api.call("POST", "/v1/campaigns", token=token, body=campaign)
+            for action in ("pause", "resume", "cancel"):
+                await api.call("POST", f"{base}/{action}", token=token)
+        await api.call("GET", base)  # 200
+        await api.call("GET", "/v1/campaigns/c_none")  # 404
+        for action in ("pause", "resume", "cancel"):
+            await api.call("POST", f"{base}/{action}")  # 200
+            await api.call("POST", f"/v1/campaigns/c_none/{action}")  # 404
+        for action in ("pause", "resume"):
+            await api.call("POST", f"{base}/{action}")  # 409: cancelled above
+        await api.call("POST", f"{base}/cancel")  # 200 again: cancel has no 409
         documented = {(method, path, int(status)) for path, ops in SPEC["paths"].items()
                       for method, op in ops.items() if method != "parameters" for status in op["responses"]}
         assert documented - api.met == set()
