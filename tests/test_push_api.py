@@ -14,6 +14,7 @@ import io
 import json
 import logging
 import os
+import re
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -45,6 +46,8 @@ ROOT = Path(__file__).resolve().parents[1]
 SPEC_PATH = ROOT / "docs" / "openapi-push.yaml"
 OPENAPI = OpenAPI.from_file_path(str(SPEC_PATH))
 SPEC = yaml.safe_load(SPEC_PATH.read_text())
+# Each documented path as a pattern (its {id} any one segment): which template an answer was to.
+TEMPLATES = {path: re.compile(re.escape(path).replace(re.escape("{id}"), "[^/]+")) for path in SPEC["paths"]}
 T0 = 1_800_000_000.0
 MAX_BODY = 16_384
 MSISDN = "491700000001"
@@ -104,7 +107,7 @@ class Api:
                                   data=data)  # fmt: skip
             OPENAPI.validate_response(request, MockResponse(raw, answer.status, headers=answer.headers,
                                                             content_type=answer.headers["Content-Type"]))
-            template = "/v1/pushes" if plain == "/v1/pushes" else "/v1/pushes/{id}"
+            template = next(t for t, pattern in TEMPLATES.items() if pattern.fullmatch(plain))
             self.met.add((method.lower(), template, answer.status))
         return answer
 
@@ -526,6 +529,33 @@ async def test_the_live_server_conforms_to_the_openapi_document(request: pytest.
         await api.call("DELETE", "/v1/pushes/p_none")  # 404
         await api.call("DELETE", f"/v1/pushes/{sent['id']}")  # 409
         await api.call("DELETE", f"/v1/pushes/{push['id']}")  # 200
+        # Campaigns: every documented answer of each operation.
+        csv = {"Content-Type": "text/csv"}
+        campaign = {"name": "c", "text": "Hi {name}", "rate_per_s": 1,
+                    "recipients": [{"msisdn": MSISDN, "vars": {"name": "Ann"}}]}  # fmt: skip
+        made = (await api.call("POST", "/v1/campaigns", body=campaign)).body  # 202
+        await api.call("POST", "/v1/campaigns?name=c&text=Hi&rate_per_s=1", data=b"msisdn\n491700000003\n",
+                       headers=csv)  # 202, text/csv  # fmt: skip
+        await api.call("POST", "/v1/campaigns", data=b"{", headers={"Content-Type": "application/json"})  # 400
+        await api.call("POST", "/v1/campaigns", data=b" " * (MAX_BODY + 1),
+                       headers={"Content-Type": "application/json"})  # 413  # fmt: skip
+        await api.call("POST", "/v1/campaigns", data=b"x", headers={"Content-Type": "text/plain"})  # 415
+        await api.call("POST", "/v1/campaigns", body={**campaign, "rate_per_s": 0})  # 422
+        base = f"/v1/campaigns/{made['id']}"
+        for token in (None, "slow"):  # 401, 403 (slow lacks push:read)
+            await api.call("GET", base, token=token)
+        for token in (None, "reader"):  # 401, 403 (reader lacks push:write)
+            await api.call("POST", "/v1/campaigns", token=token, body=campaign)
+            for action in ("pause", "resume", "cancel"):
+                await api.call("POST", f"{base}/{action}", token=token)
+        await api.call("GET", base)  # 200
+        await api.call("GET", "/v1/campaigns/c_none")  # 404
+        for action in ("pause", "resume", "cancel"):
+            await api.call("POST", f"{base}/{action}")  # 200
+            await api.call("POST", f"/v1/campaigns/c_none/{action}")  # 404
+        for action in ("pause", "resume"):
+            await api.call("POST", f"{base}/{action}")  # 409: cancelled above
+        await api.call("POST", f"{base}/cancel")  # 200 again: cancel has no 409
         documented = {(method, path, int(status)) for path, ops in SPEC["paths"].items()
                       for method, op in ops.items() if method != "parameters" for status in op["responses"]}
         assert documented - api.met == set()

@@ -556,12 +556,12 @@ async def test_an_older_database_is_migrated_at_open(backend: Backend, store: Pu
                                                      monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
     push = await put(store, mk())
     shipped = store_module.migrations()
-    newer = [*shipped, (shipped[-1][0] + 1, "CREATE TABLE campaigns (id TEXT PRIMARY KEY);")]
+    newer = [*shipped, (shipped[-1][0] + 1, "CREATE TABLE later_table (id TEXT PRIMARY KEY);")]
     monkeypatch.setattr(store_module, "migrations", lambda: newer)
     upgraded = await backend.open()
     try:
         assert await backend.sql("SELECT MAX(version) FROM schema_version") == [(newer[-1][0],)]
-        assert await backend.sql("SELECT COUNT(*) FROM campaigns") == [(0,)]
+        assert await backend.sql("SELECT COUNT(*) FROM later_table") == [(0,)]
         assert (await upgraded.get(push.id)).id == push.id
     finally:
         await upgraded.close()

@@ -85,6 +85,13 @@ def plain_error(status: int, message: str) -> dict[str, Any]:
 
 # Set on an application (``app[ERROR_BODY] = ...``) to give the listener's own answers that application's shape.
 ERROR_BODY: web.AppKey[ErrorBody] = web.AppKey("error_body")
+# Set on an application to give some of its requests a body limit of their own (a bulk upload that its handler
+# reads as a stream, e.g. the push API's CSV campaign upload): the request (method, path, headers) -> the limit in
+# bytes, or None for the listener's. The listener refuses a declared Content-Length over it with 413 before the
+# handler; the handler must count a chunked body itself (the request's client_max_size, which request.read()
+# enforces, stays the listener's limit).
+BodyLimit = Callable[[web.BaseRequest], int | None]
+BODY_LIMIT: web.AppKey[BodyLimit] = web.AppKey("body_limit")
 
 
 # The reasons of ussd_http_connections_closed_total: the limit that cut the connection.
@@ -308,6 +315,7 @@ class HttpListener:
         self.name = name
         self.limits = limits
         self._shared = _Shared(name, limits, metrics, app.get(ERROR_BODY, plain_error))
+        self._body_limit = app.get(BODY_LIMIT)
         self._runner = web.AppRunner(app, access_log=None)
         self._server: asyncio.Server | None = None
 
@@ -327,7 +335,7 @@ class HttpListener:
         server = self._runner.server
         assert server is not None
         server.request_factory = _limited_requests(server.request_factory, self.limits.max_body_bytes)
-        server.request_handler = _guarded(server.request_handler, self.limits, self._shared)
+        server.request_handler = _guarded(server.request_handler, self.limits, self._shared, self._body_limit)
         limits = self.limits
         loop = asyncio.get_running_loop()
         shared = self._shared
@@ -385,12 +393,12 @@ def _limited_requests(factory: _RequestFactory, max_body: int) -> _RequestFactor
 
 
 def _guarded(handler: Callable[[web.BaseRequest], Awaitable[web.StreamResponse]], limits: HttpLimits,
-             shared: _Shared) -> Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]:  # fmt: skip
+             shared: _Shared, body_limit: BodyLimit | None = None,
+             ) -> Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]:  # fmt: skip
     """The application's handler behind the head and body limits. A head that arrived whole in one read is only
     measured here (the connection counts the bytes of heads still arriving). A declared body length over the
     limit is refused before the handler (and before any 100 Continue), a body that grows past it while the
     handler reads it is refused then."""
-    max_body = limits.max_body_bytes
 
     def refuse(reason: str, status: HTTPStatus, error: str) -> web.StreamResponse:
         shared.count(reason)
@@ -409,6 +417,7 @@ def _guarded(handler: Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
             # RFC 6585 §5's "Request Header Fields Too Large".
             return refuse("max_header_bytes", HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE,
                           "request header fields too large")  # fmt: skip
+        max_body = (body_limit(request) if body_limit is not None else None) or limits.max_body_bytes
         length = request.content_length
         # RFC 9110 §15.5.14: 413 Content Too Large; the server MAY close the connection.
         too_large = (HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"request body larger than {max_body} bytes")

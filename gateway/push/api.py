@@ -39,10 +39,11 @@ from gateway.codecs import dcs as dcs_mod
 from gateway.codecs import ussd_string
 from gateway.codecs.errors import TextEncodingError
 from gateway.ops import logs
-from gateway.ops.http_listener import ERROR_BODY
+from gateway.ops.http_listener import BODY_LIMIT, ERROR_BODY
 from gateway.push import tokens
 from gateway.push.model import Mode, State
 from gateway.push.store import (
+    CampaignNotFoundError,
     IdempotencyInFlightError,
     IdempotencyMismatchError,
     NotCancellableError,
@@ -84,6 +85,9 @@ class ApiSettings:
     default_ttl_s: float = 86_400.0  # a push without ttl_s or expires_at
     max_ttl_s: float = 7 * 86_400.0
     retention_s: float = 7 * 86_400.0  # an idempotency key is honoured this long (then the store purges it)
+    # A CSV campaign upload's own body limit (streamed into the store, never held whole; about a million
+    # recipients), given to the listener for that request only (gateway/push/campaign_api.py).
+    max_upload_bytes: int = 32 * 1024 * 1024
     clock: Callable[[], float] = field(default=time.time)  # Unix seconds: the pushes' times and the rate buckets
 
 
@@ -108,7 +112,8 @@ def _invalid(field: str | None, message: str) -> ApiError:
 # The codes of the listener's own answers and of aiohttp's routing errors, by status.
 _CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
           408: "request_timeout", 409: "conflict", 413: "body_too_large", 414: "uri_too_long",
-          422: "invalid_field", 429: "rate_limited", 431: "headers_too_large", 500: "internal_error"}  # fmt: skip
+          415: "unsupported_media_type", 422: "invalid_field", 429: "rate_limited", 431: "headers_too_large",
+          500: "internal_error"}  # fmt: skip
 
 
 def error_body(status: int, message: str, code: str | None = None, field: str | None = None) -> dict[str, Any]:
@@ -378,6 +383,8 @@ def make_app(store: PushStore, *, on_created: Callable[[], None], routes: Callab
                                      headers=exc.headers)  # fmt: skip
         except PushNotFoundError:
             return web.json_response(error_body(404, "no such push"), status=404)
+        except CampaignNotFoundError:
+            return web.json_response(error_body(404, "no such campaign"), status=404)
         except web.HTTPRequestEntityTooLarge:
             raise  # the listener answers it (413) and closes the connection
         except web.HTTPException as exc:
@@ -397,4 +404,9 @@ def make_app(store: PushStore, *, on_created: Callable[[], None], routes: Callab
     app.router.add_get("/v1/pushes", list_, allow_head=False)
     app.router.add_get("/v1/pushes/{id}", get, allow_head=False)
     app.router.add_delete("/v1/pushes/{id}", cancel)
+    # Imported here: campaign_api builds on this module's helpers (a cycle at import time otherwise).
+    from gateway.push import campaign_api  # noqa: PLC0415
+
+    campaign_api.add_routes(app, store, authorize, on_created=on_created, routes=routes, settings=settings)
+    app[BODY_LIMIT] = lambda request: settings.max_upload_bytes if campaign_api.is_upload(request) else None
     return app

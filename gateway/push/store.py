@@ -31,6 +31,7 @@ from dataclasses import dataclass, field, replace
 from importlib import resources
 from typing import Any
 
+from gateway.push.campaigns import Campaign, CampaignState, Window
 from gateway.push.model import CANCELLABLE, Mode, State, check, recovered
 
 # States a push waits in until a node claims it; those the unique partial index keeps to one push per MSISDN.
@@ -60,6 +61,18 @@ class NotCancellableError(StoreError):
 
 class MsisdnBusyError(StoreError):
     """Another push of the same MSISDN is in flight (routing or sent): the unique partial index refused the move."""
+
+
+class CampaignNotFoundError(StoreError, KeyError):
+    """No campaign has this id (or it is still loading)."""
+
+
+class CampaignStateError(StoreError):
+    """The campaign's state does not allow the move (pause a cancelled campaign, ...): the API answers 409."""
+
+    def __init__(self, campaign: Campaign, wanted: CampaignState) -> None:
+        super().__init__(f"campaign {campaign.id} is {campaign.state}: it cannot be made {wanted}")
+        self.campaign = campaign
 
 
 class SchemaTooNewError(StoreError):
@@ -233,17 +246,6 @@ def cancellation(push: Push) -> Transition:
     return Transition(push.id, State.CANCELLED, "cancelled")
 
 
-def one_per_msisdn(candidates: Sequence[tuple[str, str]], limit: int) -> list[str]:
-    """From (id, msisdn) in claiming order, the first push of each MSISDN, at most ``limit``."""
-    seen: set[str] = set()
-    ids: list[str] = []
-    for push_id, msisdn in candidates:
-        if msisdn not in seen and len(ids) < limit:
-            seen.add(msisdn)
-            ids.append(push_id)
-    return ids
-
-
 OVERFETCH = 4  # claim_due reads this many candidates per push wanted: several of one MSISDN count once
 TOKEN_SELECT = "SELECT name, hash, scopes, msisdn_prefix, rate, created_at, revoked_at FROM tokens"
 
@@ -260,6 +262,49 @@ OUTBOX_INSERT = f"INSERT INTO callback_outbox ({', '.join(OUTBOX_COLUMNS)}) VALU
 FINAL_SQL = ", ".join(f"'{s.value}'" for s in sorted(State) if s.final)  # for IN (...): constants, not user input
 WAITING_SQL = ", ".join(f"'{s.value}'" for s in WAITING)
 IN_FLIGHT_SQL = ", ".join(f"'{s.value}'" for s in IN_FLIGHT)
+
+
+# The campaigns table's columns but the bucket, in the order of campaign_values and campaign_from.
+CAMPAIGN_COLUMNS = ("id", "name", "text", "mode", "route", "callback_url", "rate_per_s", "window_start",
+                    "window_end", "window_tz", "state", "token", "msisdn_prefix", "priority", "created_at",
+                    "updated_at")  # fmt: skip
+CAMPAIGN_SELECT = "SELECT " + ", ".join(CAMPAIGN_COLUMNS) + " FROM campaigns"
+# A campaign's moves to routing in the last minute (push_history_routing, migrations/0003_campaigns.sql).
+LAST_MINUTE = 60.0
+
+
+def campaign_values(c: Campaign) -> tuple[Any, ...]:
+    """The row of a new campaign (CAMPAIGN_COLUMNS, then bucket and bucket_at: one push may go at once)."""
+    w = c.window
+    return (c.id, c.name, c.text, c.mode.value, c.route, c.callback_url, c.rate_per_s,
+            None if w is None else w.start, None if w is None else w.end, None if w is None else w.tz,
+            c.state.value, c.token, c.msisdn_prefix, c.priority, c.created_at, c.updated_at,
+            1.0, c.created_at)  # fmt: skip
+
+
+def campaign_from(row: Iterable[Any]) -> Campaign:
+    (id_, name, text, mode, route, callback_url, rate, start, end, tz, state, token, prefix, priority, created_at,
+     updated_at) = row  # fmt: skip
+    return Campaign(id=id_, name=name, text=text, mode=Mode(mode), rate_per_s=rate, state=CampaignState(state),
+                    created_at=created_at, updated_at=updated_at, route=route, callback_url=callback_url,
+                    window=None if start is None else Window(start, end, tz), token=token, msisdn_prefix=prefix,
+                    priority=priority)  # fmt: skip
+
+
+def campaign_cancellation(push: Push) -> Transition | None:
+    """A waiting push of a cancelled campaign -> cancelled; one that moved on meanwhile is left alone."""
+    if push.state not in CANCELLABLE:
+        return None
+    return Transition(push.id, State.CANCELLED, "cancelled with its campaign")
+
+
+# Which states a campaign may be moved to from which (the API's pause, resume, cancel; loading -> active when the
+# upload is stored). The same state again is allowed and changes nothing (a retried request).
+CAMPAIGN_MOVES: dict[CampaignState, frozenset[CampaignState]] = {
+    CampaignState.ACTIVE: frozenset({CampaignState.LOADING, CampaignState.PAUSED, CampaignState.ACTIVE}),
+    CampaignState.PAUSED: frozenset({CampaignState.ACTIVE, CampaignState.PAUSED}),
+    CampaignState.CANCELLED: frozenset({CampaignState.ACTIVE, CampaignState.PAUSED, CampaignState.CANCELLED}),
+}
 
 
 def push_values(push: Push) -> tuple[Any, ...]:
@@ -383,7 +428,9 @@ class PushStore(ABC):
     async def claim_due(self, node_id: str, now: float, limit: int, lease_s: float) -> builtins.list[Push]:
         """Claim up to ``limit`` due pushes (queued or retry_wait with next_attempt_at <= now, not expired, not
         under another live lease), higher priority first then oldest, at most one per MSISDN and none whose MSISDN
-        is in flight or claimed; the claim lasts until ``now + lease_s``."""
+        is in flight or claimed; the claim lasts until ``now + lease_s``. A campaign's push only while its campaign
+        is active and inside its window, and no more of one campaign than its token bucket holds (spent in this
+        transaction: gateway/push/campaigns.py)."""
 
     @abstractmethod
     async def expire_due(self, now: float) -> int:
@@ -436,3 +483,37 @@ class PushStore(ABC):
     @abstractmethod
     async def counts(self) -> dict[State, int]:
         """Pushes per state, every state present (queue depth for the metrics)."""
+
+    # --- campaigns (gateway/push/campaigns.py) ---
+
+    @abstractmethod
+    async def campaign_create(self, campaign: Campaign) -> None:
+        """Insert a campaign (``loading``: its pushes are added next, then it is made active)."""
+
+    @abstractmethod
+    async def campaign_add(self, pushes: Sequence[Push]) -> None:
+        """Insert a batch of queued pushes (of one campaign) in one transaction, bulk: no idempotency keys."""
+
+    @abstractmethod
+    async def campaign_discard(self, campaign_id: str) -> None:
+        """Delete a campaign and all its pushes (an upload that failed half way)."""
+
+    @abstractmethod
+    async def campaign_get(self, campaign_id: str) -> Campaign:
+        """The campaign; CampaignNotFoundError, also for one still loading."""
+
+    @abstractmethod
+    async def campaign_move(self, campaign_id: str, state: CampaignState, now: float) -> Campaign:
+        """Move the campaign to ``state`` as :data:`CAMPAIGN_MOVES` allows (CampaignStateError otherwise);
+        CampaignNotFoundError. Cancelling a campaign does not cancel its pushes: :meth:`campaign_cancel_waiting`
+        does, in batches; meanwhile none of them is claimed (the campaign is no longer active)."""
+
+    @abstractmethod
+    async def campaign_cancel_waiting(self, campaign_id: str, now: float, limit: int) -> int:
+        """Cancel up to ``limit`` waiting pushes of the campaign (with their callbacks) in one transaction; how
+        many. Call again until it answers 0."""
+
+    @abstractmethod
+    async def campaign_stats(self, campaign_id: str, now: float) -> tuple[dict[State, int], int]:
+        """The campaign's pushes per state (every state present) and how many moved to routing in the
+        :data:`LAST_MINUTE` before ``now``."""

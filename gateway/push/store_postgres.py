@@ -29,10 +29,16 @@ from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
+from gateway.push.campaigns import PACE_SELECT, Campaign, CampaignState, Candidate, pace, pick, spent_by_campaign
 from gateway.push.model import State
 from gateway.push.store import (
+    CAMPAIGN_COLUMNS,
+    CAMPAIGN_MOVES,
+    CAMPAIGN_SELECT,
+    COLUMNS,
     FINAL_SQL,
     IN_FLIGHT_SQL,
+    LAST_MINUTE,
     OUTBOX_COLUMNS,
     OUTBOX_INSERT,
     OUTBOX_SELECT,
@@ -40,6 +46,8 @@ from gateway.push.store import (
     SELECT,
     TOKEN_SELECT,
     WAITING_SQL,
+    CampaignNotFoundError,
+    CampaignStateError,
     Created,
     HistoryEntry,
     IdempotencyInFlightError,
@@ -53,11 +61,13 @@ from gateway.push.store import (
     StoreError,
     Token,
     Transition,
+    campaign_cancellation,
+    campaign_from,
+    campaign_values,
     cancellation,
     decode_cursor,
     encode_cursor,
     history_values,
-    one_per_msisdn,
     outbox_from,
     outbox_values,
     pending,
@@ -78,6 +88,14 @@ LOCK_MIGRATE, LOCK_MSISDN = 0x70757368, 0x7075736D
 # How long create() waits for an uncommitted first request with the same idempotency key before answering that it
 # is in flight (Stripe's 409); the lock_timeout applies to that wait only (SET LOCAL, this transaction).
 IN_FLIGHT_WAIT = "200ms"
+# claim_due's candidates, then a campaign condition, then _CLAIM_ORDER: ($1 now, $2 limit[, $3 campaign]).
+_CANDIDATES = (
+    f"SELECT id, msisdn, campaign, priority, created_at FROM pushes p WHERE state IN ({WAITING_SQL}) "
+    "AND next_attempt_at <= $1 AND expires_at > $1 AND (claimed_until IS NULL OR claimed_until <= $1) "
+    "AND NOT EXISTS (SELECT 1 FROM pushes o WHERE o.msisdn = p.msisdn AND o.id <> p.id "
+    f"  AND (o.state IN ({IN_FLIGHT_SQL}) OR o.claimed_until > $1))"
+)
+_CLAIM_ORDER = "ORDER BY priority DESC, created_at, id LIMIT $2 FOR UPDATE SKIP LOCKED"
 
 
 class PostgresStore(PushStore):
@@ -215,29 +233,38 @@ class PostgresStore(PushStore):
 
     async def claim_due(self, node_id: str, now: float, limit: int, lease_s: float) -> builtins.list[Push]:
         async with self._pool.acquire() as conn, conn.transaction():
-            rows = await conn.fetch(
-                f"SELECT id, msisdn FROM pushes p WHERE state IN ({WAITING_SQL}) AND next_attempt_at <= $1 "
-                "AND expires_at > $1 AND (claimed_until IS NULL OR claimed_until <= $1) "
-                "AND NOT EXISTS (SELECT 1 FROM pushes o WHERE o.msisdn = p.msisdn AND o.id <> p.id "
-                f"  AND (o.state IN ({IN_FLIGHT_SQL}) OR o.claimed_until > $1)) "
-                "ORDER BY priority DESC, created_at, id LIMIT $2 FOR UPDATE SKIP LOCKED", now, limit * OVERFETCH)
-            candidates = [(r[0], r[1]) for r in rows]
-            first = one_per_msisdn(candidates, len(candidates))
-            msisdn = dict(candidates)
+            # The active campaigns' buckets, locked until this claim commits: two nodes never spend the same
+            # tokens. SKIP LOCKED: a campaign another node is claiming from right now is that node's this turn.
+            paces = {p.id: p for p in (pace(row, now) for row in await conn.fetch(
+                f"{PACE_SELECT} FOR UPDATE SKIP LOCKED"))}  # fmt: skip
+            rows = await conn.fetch(f"{_CANDIDATES} AND campaign IS NULL {_CLAIM_ORDER}", now, limit * OVERFETCH)
+            for p in paces.values():
+                if p.allowance > 0:
+                    rows += await conn.fetch(f"{_CANDIDATES} AND campaign = $3 {_CLAIM_ORDER}", now,
+                                             min(p.allowance, limit) * OVERFETCH, p.id)  # fmt: skip
+            candidates = [Candidate(*r) for r in rows]
+            # Pick among all of them as if no MSISDN were locked elsewhere (at most one per MSISDN, each
+            # campaign within its bucket), then keep what the MSISDN locks let through.
+            first = pick(candidates, {p.id: p.allowance for p in paces.values()}, len(candidates))
             # Another node may hold a different push of the same MSISDN (skipped above, as locked): the advisory
             # lock lets one node at a time past, and the UPDATE's NOT EXISTS, in a snapshot taken after the lock,
             # sees the other node's committed claim (https://www.postgresql.org/docs/15/explicit-locking.html#ADVISORY-LOCKS).
             locked = {r[0] for r in await conn.fetch(
                 "SELECT m FROM unnest($1::text[]) AS m WHERE pg_try_advisory_xact_lock($2, hashtext(m))",
-                [msisdn[i] for i in first], LOCK_MSISDN)}  # fmt: skip
-            wanted = [i for i in first if msisdn[i] in locked][:limit]
+                [c.msisdn for c in first], LOCK_MSISDN)}  # fmt: skip
+            wanted = pick([c for c in first if c.msisdn in locked], {p.id: p.allowance for p in paces.values()},
+                          limit)  # fmt: skip
             claimed = {r[0] for r in await conn.fetch(
                 "UPDATE pushes p SET claimed_by = $1, claimed_until = $2 WHERE id = ANY($3::text[]) "
                 "AND NOT EXISTS (SELECT 1 FROM pushes o WHERE o.msisdn = p.msisdn AND o.id <> p.id "
                 f"  AND (o.state IN ({IN_FLIGHT_SQL}) OR o.claimed_until > $4)) RETURNING id",
-                node_id, now + lease_s, wanted, now)}  # fmt: skip
-            loaded = await self._load(conn, [i for i in wanted if i in claimed], lock=False)
-        return [loaded[i] for i in wanted if i in claimed]
+                node_id, now + lease_s, [c.id for c in wanted], now)}  # fmt: skip
+            taken = [c for c in wanted if c.id in claimed]
+            await conn.executemany("UPDATE campaigns SET bucket = $1, bucket_at = $2 WHERE id = $3",
+                                   [(paces[c].level - n, max(paces[c].bucket_at, now), c)
+                                    for c, n in spent_by_campaign(taken).items()])  # fmt: skip
+            loaded = await self._load(conn, [c.id for c in taken], lock=False)
+        return [loaded[c.id] for c in taken]
 
     async def expire_due(self, now: float) -> int:
         def expire(push: Push) -> Transition:
@@ -320,6 +347,69 @@ class PostgresStore(PushStore):
     async def counts(self) -> dict[State, int]:
         rows = await self._pool.fetch("SELECT state, COUNT(*) FROM pushes GROUP BY state")
         return {state: 0 for state in State} | {State(row[0]): row[1] for row in rows}
+
+
+    # --- campaigns ---
+
+    async def campaign_create(self, campaign: Campaign) -> None:
+        values = campaign_values(campaign)
+        await self._pool.execute(f"INSERT INTO campaigns ({', '.join(CAMPAIGN_COLUMNS)}, bucket, bucket_at) "
+                                 f"VALUES ({', '.join(f'${i + 1}' for i in range(len(values)))})", *values)
+
+    async def campaign_add(self, pushes: Sequence[Push]) -> None:
+        # COPY: one round trip and no statement per row (https://www.postgresql.org/docs/15/sql-copy.html,
+        # asyncpg's copy_records_to_table).
+        async with self._pool.acquire() as conn, conn.transaction():
+            await conn.copy_records_to_table("pushes", records=[push_values(p) for p in pushes], columns=COLUMNS)
+            await conn.copy_records_to_table(
+                "push_history", columns=("push_id", "seq", "state", "at", "detail"),
+                records=[(p.id, seq, h.state.value, h.at, h.detail) for p in pushes
+                         for seq, h in enumerate(p.history)])  # fmt: skip
+
+    async def campaign_discard(self, campaign_id: str) -> None:
+        async with self._pool.acquire() as conn, conn.transaction():
+            await conn.execute("DELETE FROM push_history WHERE push_id IN (SELECT id FROM pushes WHERE campaign = $1)",
+                               campaign_id)  # fmt: skip
+            await conn.execute("DELETE FROM pushes WHERE campaign = $1", campaign_id)
+            await conn.execute("DELETE FROM campaigns WHERE id = $1", campaign_id)
+
+    async def campaign_get(self, campaign_id: str) -> Campaign:
+        row = await self._pool.fetchrow(f"{CAMPAIGN_SELECT} WHERE id = $1", campaign_id)
+        if row is None or row["state"] == CampaignState.LOADING.value:
+            raise CampaignNotFoundError(campaign_id)
+        return campaign_from(row)
+
+    async def campaign_move(self, campaign_id: str, state: CampaignState, now: float) -> Campaign:
+        async with self._pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(f"{CAMPAIGN_SELECT} WHERE id = $1 FOR UPDATE", campaign_id)
+            if row is None:
+                raise CampaignNotFoundError(campaign_id)
+            campaign = campaign_from(row)
+            if campaign.state is CampaignState.LOADING and state is not CampaignState.ACTIVE:
+                raise CampaignNotFoundError(campaign_id)  # not there yet for the API
+            if campaign.state not in CAMPAIGN_MOVES[state]:
+                raise CampaignStateError(campaign, state)
+            if campaign.state is not state:
+                await conn.execute("UPDATE campaigns SET state = $1, updated_at = $2 WHERE id = $3", state.value,
+                                   now, campaign_id)  # fmt: skip
+                campaign = replace(campaign, state=state, updated_at=now)
+        return campaign
+
+    async def campaign_cancel_waiting(self, campaign_id: str, now: float, limit: int) -> int:
+        # SKIP LOCKED: a push being claimed or moved right now is left to the next call (the API calls until 0;
+        # one being claimed cannot be: the campaign is no longer active).
+        sql = (f"SELECT id FROM pushes WHERE campaign = $1 AND state IN ({WAITING_SQL}) ORDER BY id LIMIT $2 "
+               "FOR UPDATE SKIP LOCKED")  # fmt: skip
+        return len(await self._rewrite(sql, (campaign_id, limit), campaign_cancellation, now))
+
+    async def campaign_stats(self, campaign_id: str, now: float) -> tuple[dict[State, int], int]:
+        async with self._pool.acquire() as conn, conn.transaction(readonly=True, isolation="repeatable_read"):
+            rows = await conn.fetch("SELECT state, COUNT(*) FROM pushes WHERE campaign = $1 GROUP BY state",
+                                    campaign_id)  # fmt: skip
+            recent = await conn.fetchval(
+                "SELECT COUNT(*) FROM push_history h JOIN pushes p ON p.id = h.push_id "
+                "WHERE h.state = 'routing' AND h.at > $1 AND p.campaign = $2", now - LAST_MINUTE, campaign_id)
+        return {s: 0 for s in State} | {State(row[0]): row[1] for row in rows}, int(recent)
 
 
 async def _migrate(conn: Conn) -> None:

@@ -35,10 +35,16 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
+from gateway.push.campaigns import PACE_SELECT, Campaign, CampaignState, Candidate, pace, pick, spent_by_campaign
 from gateway.push.model import State
 from gateway.push.store import (
+    CAMPAIGN_COLUMNS,
+    CAMPAIGN_MOVES,
+    CAMPAIGN_SELECT,
+    COLUMNS,
     FINAL_SQL,
     IN_FLIGHT_SQL,
+    LAST_MINUTE,
     OUTBOX_COLUMNS,
     OUTBOX_INSERT,
     OUTBOX_SELECT,
@@ -46,6 +52,8 @@ from gateway.push.store import (
     SELECT,
     TOKEN_SELECT,
     WAITING_SQL,
+    CampaignNotFoundError,
+    CampaignStateError,
     Created,
     HistoryEntry,
     IdempotencyMismatchError,
@@ -58,11 +66,13 @@ from gateway.push.store import (
     StoreError,
     Token,
     Transition,
+    campaign_cancellation,
+    campaign_from,
+    campaign_values,
     cancellation,
     decode_cursor,
     encode_cursor,
     history_values,
-    one_per_msisdn,
     outbox_from,
     outbox_values,
     pending,
@@ -75,6 +85,14 @@ from gateway.push.store import (
 )
 
 T = TypeVar("T")
+# claim_due's candidates, then a campaign condition, then _CLAIM_ORDER: (now, now, now, now[, campaign], limit).
+_CANDIDATES = (
+    f"SELECT id, msisdn, campaign, priority, created_at FROM pushes p WHERE state IN ({WAITING_SQL}) "
+    "AND next_attempt_at <= ? AND expires_at > ? AND (claimed_until IS NULL OR claimed_until <= ?) "
+    "AND NOT EXISTS (SELECT 1 FROM pushes o WHERE o.msisdn = p.msisdn AND o.id <> p.id "
+    f"  AND (o.state IN ({IN_FLIGHT_SQL}) OR o.claimed_until > ?))"
+)
+_CLAIM_ORDER = "ORDER BY priority DESC, created_at, id LIMIT ?"
 Synchronous = Literal["NORMAL", "FULL"]
 # Ids per IN (...): SQLite allows 32,766 parameters (https://www.sqlite.org/limits.html#max_variable_number), and
 # expire_due or recover may load more pushes than that at once.
@@ -182,15 +200,21 @@ class SqliteStore(PushStore):
         return Created(push, replayed=False)
 
     def _claim(self, node_id: str, now: float, limit: int, lease_s: float) -> builtins.list[Push]:
-        rows = self._db.execute(
-            f"SELECT id, msisdn FROM pushes p WHERE state IN ({WAITING_SQL}) AND next_attempt_at <= ? "
-            "AND expires_at > ? AND (claimed_until IS NULL OR claimed_until <= ?) "
-            "AND NOT EXISTS (SELECT 1 FROM pushes o WHERE o.msisdn = p.msisdn AND o.id <> p.id "
-            f"  AND (o.state IN ({IN_FLIGHT_SQL}) OR o.claimed_until > ?)) "
-            "ORDER BY priority DESC, created_at, id LIMIT ?", (now, now, now, now, limit * OVERFETCH)).fetchall()
-        ids = one_per_msisdn(rows, limit)
+        paces = {p.id: p for p in (pace(row, now) for row in self._db.execute(PACE_SELECT))}
+        candidates = [Candidate(*row) for row in self._db.execute(
+            f"{_CANDIDATES} AND campaign IS NULL {_CLAIM_ORDER}", (now, now, now, now, limit * OVERFETCH))]
+        for p in paces.values():
+            if p.allowance > 0:
+                candidates += [Candidate(*row) for row in self._db.execute(
+                    f"{_CANDIDATES} AND campaign = ? {_CLAIM_ORDER}",
+                    (now, now, now, now, p.id, min(p.allowance, limit) * OVERFETCH))]  # fmt: skip
+        taken = pick(candidates, {p.id: p.allowance for p in paces.values()}, limit)
+        ids = [c.id for c in taken]
         self._db.executemany("UPDATE pushes SET claimed_by = ?, claimed_until = ? WHERE id = ?",
                              [(node_id, now + lease_s, i) for i in ids])  # fmt: skip
+        self._db.executemany("UPDATE campaigns SET bucket = ?, bucket_at = ? WHERE id = ?",
+                             [(paces[c].level - n, max(paces[c].bucket_at, now), c)
+                              for c, n in spent_by_campaign(taken).items()])  # fmt: skip
         claimed = self._load(ids)
         return [claimed[i] for i in ids]
 
@@ -326,6 +350,75 @@ class SqliteStore(PushStore):
 
 
 
+    # --- campaigns ---
+
+    def _campaign(self, campaign_id: str) -> Campaign:
+        row = self._db.execute(f"{CAMPAIGN_SELECT} WHERE id = ?", (campaign_id,)).fetchone()
+        if row is None:
+            raise CampaignNotFoundError(campaign_id)
+        return campaign_from(row)
+
+    def _campaign_add(self, pushes: Sequence[Push]) -> None:
+        self._db.executemany(f"INSERT INTO pushes ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})",
+                             [push_values(p) for p in pushes])  # fmt: skip
+        self._db.executemany("INSERT INTO push_history VALUES (?, ?, ?, ?, ?)",
+                             [(p.id, seq, h.state.value, h.at, h.detail) for p in pushes
+                              for seq, h in enumerate(p.history)])  # fmt: skip
+
+    def _campaign_discard(self, campaign_id: str) -> None:
+        self._db.execute("DELETE FROM push_history WHERE push_id IN (SELECT id FROM pushes WHERE campaign = ?)",
+                         (campaign_id,))  # fmt: skip
+        self._db.execute("DELETE FROM pushes WHERE campaign = ?", (campaign_id,))
+        self._db.execute("DELETE FROM campaigns WHERE id = ?", (campaign_id,))
+
+    def _campaign_move(self, campaign_id: str, state: CampaignState, now: float) -> Campaign:
+        campaign = self._campaign(campaign_id)
+        if campaign.state is CampaignState.LOADING and state is not CampaignState.ACTIVE:
+            raise CampaignNotFoundError(campaign_id)  # not there yet for the API
+        if campaign.state not in CAMPAIGN_MOVES[state]:
+            raise CampaignStateError(campaign, state)
+        if campaign.state is not state:
+            self._db.execute("UPDATE campaigns SET state = ?, updated_at = ? WHERE id = ?",
+                             (state.value, now, campaign_id))  # fmt: skip
+            campaign = replace(campaign, state=state, updated_at=now)
+        return campaign
+
+    def _campaign_stats(self, campaign_id: str, now: float) -> tuple[dict[State, int], int]:
+        rows = self._db.execute("SELECT state, COUNT(*) FROM pushes WHERE campaign = ? GROUP BY state",
+                                (campaign_id,)).fetchall()  # fmt: skip
+        recent = self._db.execute(
+            "SELECT COUNT(*) FROM push_history h JOIN pushes p ON p.id = h.push_id "
+            "WHERE h.state = 'routing' AND h.at > ? AND p.campaign = ?", (now - LAST_MINUTE, campaign_id)).fetchone()
+        return {s: 0 for s in State} | {State(state): n for state, n in rows}, recent[0]
+
+    async def campaign_create(self, campaign: Campaign) -> None:
+        values = campaign_values(campaign)
+        await self._txn(self._execute, f"INSERT INTO campaigns ({', '.join(CAMPAIGN_COLUMNS)}, bucket, bucket_at) "
+                        f"VALUES ({', '.join('?' * len(values))})", values)  # fmt: skip
+
+    async def campaign_add(self, pushes: Sequence[Push]) -> None:
+        await self._txn(self._campaign_add, pushes)
+
+    async def campaign_discard(self, campaign_id: str) -> None:
+        await self._txn(self._campaign_discard, campaign_id)
+
+    async def campaign_get(self, campaign_id: str) -> Campaign:
+        campaign = await self._read(self._campaign, campaign_id)
+        if campaign.state is CampaignState.LOADING:
+            raise CampaignNotFoundError(campaign_id)
+        return campaign
+
+    async def campaign_move(self, campaign_id: str, state: CampaignState, now: float) -> Campaign:
+        return await self._txn(self._campaign_move, campaign_id, state, now)
+
+    async def campaign_cancel_waiting(self, campaign_id: str, now: float, limit: int) -> int:
+        sql = f"SELECT id FROM pushes WHERE campaign = ? AND state IN ({WAITING_SQL}) LIMIT ?"
+        return len(await self._txn(self._rewrite, sql, (campaign_id, limit), campaign_cancellation, now))
+
+    async def campaign_stats(self, campaign_id: str, now: float) -> tuple[dict[State, int], int]:
+        return await self._read(self._campaign_stats, campaign_id, now)
+
+
 def _connect(path: Path, synchronous: Synchronous) -> sqlite3.Connection:  # on the store's thread
     path.parent.mkdir(parents=True, exist_ok=True)
     # isolation_level=None: no implicit transactions; every write runs in an explicit BEGIN IMMEDIATE ... COMMIT.
@@ -354,4 +447,3 @@ def _migrate(db: sqlite3.Connection) -> None:
             if db.in_transaction:
                 db.execute("ROLLBACK")
             raise
-
