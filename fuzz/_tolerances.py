@@ -151,3 +151,22 @@ def overlong_tag(msg: tcap.TcapMessage) -> bool:
     if msg.dialogue is not None:
         parts += msg.dialogue.user_information
     return any(_overlong_tag(p) for p in parts)
+
+
+def _overlong_length(element: bytes) -> bool:
+    pos = 1
+    if element and element[0] & 0x1F == 0x1F:  # skip a high-tag-number identifier (X.690 §8.1.2.4)
+        while pos < len(element) and element[pos] & 0x80:
+            pos += 1
+        pos += 1
+    return pos < len(element) and element[pos] > 0x84 and element[pos] != 0xFF
+
+
+def overlong_length(msg: tcap.TcapMessage) -> bool:
+    """T17: a long-form length of more than 4 octets (X.690 §8.1.3.5 allows up to 126) at the top of an open type:
+    we refuse it (gateway/codecs/ber.py: no TCAP message comes near 2**32 octets, and it bounds the work),
+    asn1tools reads it (e.g. five zero octets: a length of 0)."""
+    parts = [getattr(c, "parameter", None) or b"" for c in getattr(msg, "components", ())]
+    if msg.dialogue is not None:
+        parts += msg.dialogue.user_information
+    return any(_overlong_length(p) for p in parts)
