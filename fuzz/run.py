@@ -1,10 +1,11 @@
 """Run every harness for FUZZ_SECONDS (default 60) each, FUZZ_JOBS (default 2) at a time, and report.
 
 Environment: FUZZ_SECONDS per harness, FUZZ_JOBS harnesses in parallel, FUZZ_HARNESSES (comma-separated names,
-default all). Each harness starts from its seeds (fuzz/corpus/<name>) and crashers (fuzz/crashers/<name>) plus
-what earlier runs found (fuzz/.work/<name>, not committed); a crash, a failed check or a slow input (over 10 s)
-is written to fuzz/artifacts/<name>/ with the harness' log. Prints the executions per harness and in total;
-exits 1 when any harness found something.
+default all), FUZZ_SEED (libFuzzer's -seed: the same mutation sequence every run; CI sets it). Each harness starts
+from its seeds (fuzz/corpus/<name>) and crashers (fuzz/crashers/<name>) plus what earlier runs found
+(fuzz/.work/<name>, not committed); a crash, a failed check or a slow input (over 10 s) is written to
+fuzz/artifacts/<name>/ with the harness' log. Prints the executions per harness and in total; exits 1 when any
+harness found something.
 """
 
 from __future__ import annotations
@@ -45,6 +46,8 @@ def run(name: str, seconds: int) -> Result:
     cmd = [sys.executable, "-m", "fuzz.driver", name, f"-max_len={HARNESSES[name]}", f"-max_total_time={seconds}",
            "-timeout=10", "-rss_limit_mb=2048", "-print_final_stats=1", f"-artifact_prefix={artifacts}/",
            *map(str, corpora)]  # fmt: skip
+    if os.environ.get("FUZZ_SEED"):  # CI: the same mutations every run, so a red run is a regression, not luck
+        cmd.insert(4, f"-seed={os.environ['FUZZ_SEED']}")
     start = time.monotonic()
     with open(artifacts / "log.txt", "w") as log:
         proc = subprocess.run(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, check=False)
