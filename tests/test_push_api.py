@@ -52,6 +52,8 @@ T0 = 1_800_000_000.0
 MAX_BODY = 16_384
 MSISDN = "491700000001"
 
+TOKEN_CACHE_S = ApiSettings().token_cache_s  # how long the API trusts a token it looked up
+
 
 class Clock:
     def __init__(self) -> None:
@@ -272,9 +274,13 @@ async def test_a_bad_token_is_401_invalid_token(api: Api) -> None:
     assert answer.status == 401 and 'error="invalid_token"' in answer.headers["WWW-Authenticate"]
 
 
-async def test_a_revoked_token_is_401(api: Api) -> None:
+async def test_a_revoked_token_is_401_within_the_token_cache_time(api: Api) -> None:
     assert (await api.call("GET", "/v1/pushes")).status == 200
     assert await api.store.token_revoke("rw", T0 + 1)
+    # The API trusts a token it looked up for token_cache_s (5 s by default): the revocation takes effect then.
+    api.clock.now += TOKEN_CACHE_S - 0.1
+    assert (await api.call("GET", "/v1/pushes")).status == 200
+    api.clock.now += 0.1
     answer = await api.call("GET", "/v1/pushes")
     assert answer.status == 401 and 'error="invalid_token"' in answer.headers["WWW-Authenticate"]
 
@@ -478,9 +484,11 @@ async def test_the_token_never_appears_in_the_logs(tmp_path: Path, caplog: pytes
                 raise RuntimeError("database went away")
 
             monkeypatch.setattr(api.store, "token_by_hash", broken)
+            api.clock.now += TOKEN_CACHE_S  # the token is looked up again
             await api.call("GET", "/v1/pushes", check=False)  # 500, its traceback logged
             monkeypatch.undo()
             await api.store.token_revoke("rw", T0)
+            api.clock.now += TOKEN_CACHE_S
             await api.call("GET", "/v1/pushes")  # 401, revoked
     finally:
         structlog.reset_defaults()

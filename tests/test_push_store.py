@@ -20,6 +20,8 @@ from gateway.push import store as store_module
 from gateway.push import tokens
 from gateway.push.model import CANCELLABLE, TRANSITIONS, Mode, State, TransitionError
 from gateway.push.store import (
+    Created,
+    Creation,
     IdempotencyInFlightError,
     IdempotencyMismatchError,
     MsisdnBusyError,
@@ -160,6 +162,60 @@ async def test_a_duplicate_of_an_uncommitted_request_is_in_flight(postgres: Back
             await store.create(mk(), "k", "h", "shop")
         await first.rollback()
         assert not (await store.create(mk(), "k", "h", "shop")).replayed  # the first request never committed
+    finally:
+        await conn.close()
+        await store.close()
+
+
+async def test_create_many_answers_each_item_alone(store: PushStore, backend: Backend) -> None:
+    """One batch mixing new keys, replays (of a committed push and of one earlier in the same batch), mismatches
+    and pushes without a key: each item gets its own answer, and a refused item leaves the others created."""
+    before = await store.create(mk("491700000009"), "old", "h-old", "shop")
+    batch = [Creation(mk("491700000001"), "new-1", "h1", "shop"),
+             Creation(mk("491700000002"), "old", "h-old", "shop"),      # replay of a committed push
+             Creation(mk("491700000003"), "old", "h-other", "shop"),    # mismatch
+             Creation(mk("491700000004"), None, "h4", "shop"),          # no key
+             Creation(mk("491700000005"), "new-1", "h1", "shop"),       # replay of item 0, same batch
+             Creation(mk("491700000006"), "new-1", "h-x", "shop"),      # mismatch with item 0
+             Creation(mk("491700000007"), "old", "h-old", "another")]  # keys are per token  # fmt: skip
+    results = await store.create_many(batch)
+    assert len(results) == len(batch)
+    new, replay, mismatch, nokey, replay_batch, mismatch_batch, other_token = results
+    assert isinstance(new, Created) and not new.replayed and new.push.id == batch[0].push.id
+    assert new.push.token == "shop"
+    assert isinstance(replay, Created) and replay.replayed and replay.push == before.push
+    assert isinstance(mismatch, IdempotencyMismatchError)
+    assert isinstance(nokey, Created) and not nokey.replayed
+    assert isinstance(replay_batch, Created) and replay_batch.replayed and replay_batch.push == new.push
+    assert isinstance(mismatch_batch, IdempotencyMismatchError)
+    assert isinstance(other_token, Created) and not other_token.replayed and other_token.push.token == "another"
+    created = [before.push.id, new.push.id, nokey.push.id, other_token.push.id]
+    assert (await store.counts())[State.QUEUED] == 4
+    for push_id in created:
+        got = await store.get(push_id)
+        assert got.state is State.QUEUED and [h.state for h in got.history] == [State.QUEUED]
+    assert sorted(await backend.sql("SELECT token, key, push_id FROM idempotency_keys")) == sorted(
+        [("shop", "old", before.push.id), ("shop", "new-1", new.push.id), ("another", "old", other_token.push.id)])
+    assert await store.create_many([]) == []
+
+
+async def test_create_many_tells_only_the_in_flight_key(postgres: Backend) -> None:
+    """PostgreSQL: an item whose key's first request is uncommitted in another transaction is told it is in
+    flight; the rest of its batch is created."""
+    store = await postgres.open()
+    conn = await asyncpg.connect(postgres.target)
+    try:
+        first = conn.transaction()
+        await first.start()
+        await conn.execute("INSERT INTO idempotency_keys VALUES ('shop', 'k', 'h', 'p_first', $1)", T0)
+        ok, busy, plain = await store.create_many([Creation(mk(), "other", "h", "shop"),
+                                                   Creation(mk(), "k", "h", "shop"),
+                                                   Creation(mk(), None, "h", "shop")])  # fmt: skip
+        assert isinstance(busy, IdempotencyInFlightError)
+        assert isinstance(ok, Created) and not ok.replayed and isinstance(plain, Created) and not plain.replayed
+        await first.rollback()
+        assert (await store.counts())[State.QUEUED] == 2
+        assert not (await store.create(mk(), "k", "h", "shop")).replayed
     finally:
         await conn.close()
         await store.close()

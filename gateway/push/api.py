@@ -3,8 +3,9 @@
 :func:`make_app` builds the aiohttp application; the daemon serves it through
 :class:`gateway.ops.http_listener.HttpListener` like every listener (the body limit, 413, is the listener's).
 
-- Authentication: ``Authorization: Bearer TOKEN`` (RFC 6750 §2.1), looked up by its hash in the store on every
-  request (a token revoked by ``ussd-gateway token revoke`` in another process is refused at once). Scopes
+- Authentication: ``Authorization: Bearer TOKEN`` (RFC 6750 §2.1), looked up by its hash in the store and kept
+  for ``ApiSettings.token_cache_s`` (5 s): a token revoked by ``ussd-gateway token revoke`` in another process is
+  refused within that time, and the store is not asked on every request. Scopes
   ``push:write`` (POST, DELETE) and ``push:read`` (GET); a token's MSISDN prefix limits the pushes it may create
   (403) and see (404: another's push does not exist for it); its rate is a token bucket in memory.
 - Validation: msgspec (one small C extension, no dependencies of its own) checks each field's type and bounds
@@ -12,6 +13,8 @@
   a type cannot say (the text fits one USSD-String, a known route, an http(s) URL) is checked by hand after it.
 - Idempotency (``Idempotency-Key``, Stripe's rules, design.md §8): the store keeps (token, key, hash of the
   request); the same key and body replay the first push (``Idempotent-Replayed: true``), never a second one.
+- Group commits (design.md §8): the creations of one loop turn go to the store together (:class:`_Creator`, one
+  transaction for all, each request with its own answer), as the push service's state changes do.
 - Every error is ``{"error": {"code", "message", "field"}}`` with ``field`` null when no single field is at
   fault: the contract's shape, the listener's own answers (413, 408, 431) included (``ERROR_BODY``). It is not
   RFC 9457's problem+json, whose members differ, but keeps its point: a stable machine-readable code beside a
@@ -20,6 +23,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import math
@@ -44,6 +48,8 @@ from gateway.push import tokens
 from gateway.push.model import Mode, State
 from gateway.push.store import (
     CampaignNotFoundError,
+    Created,
+    Creation,
     IdempotencyInFlightError,
     IdempotencyMismatchError,
     NotCancellableError,
@@ -59,6 +65,7 @@ SCOPES = (READ, WRITE)
 METADATA_MAX_BYTES = 4096  # metadata is echoed in every answer and callback: a label, not a payload
 PAGE_DEFAULT, PAGE_MAX = 50, 200
 IDEMPOTENCY_KEY_MAX = 255
+TOKEN_CACHE_MAX = 1024  # tokens kept at once (the oldest looked up goes first)
 MSISDN_PATTERN = "^[1-9][0-9]{0,14}$"  # E.164: a country code (never 0) and at most 15 digits in all
 _IDEMPOTENCY_KEY = re.compile(rf"[\x21-\x7e]{{1,{IDEMPOTENCY_KEY_MAX}}}")  # visible ASCII
 
@@ -88,6 +95,9 @@ class ApiSettings:
     # A CSV campaign upload's own body limit (streamed into the store, never held whole; about a million
     # recipients), given to the listener for that request only (gateway/push/campaign_api.py).
     max_upload_bytes: int = 32 * 1024 * 1024
+    # How long a token looked up in the store is trusted without asking again: a revocation takes effect within
+    # it. 0: every request asks the store.
+    token_cache_s: float = 5.0
     clock: Callable[[], float] = field(default=time.time)  # Unix seconds: the pushes' times and the rate buckets
 
 
@@ -160,6 +170,69 @@ class _Buckets:
             return 0.0
         self._state[name] = (tokens_, now)
         return (1.0 - tokens_) / rate
+
+
+class _TokenCache:
+    """The live tokens looked up in the last ``ttl_s`` seconds, by hash, at most :data:`TOKEN_CACHE_MAX` of them.
+    Only live tokens are kept: an unknown one is asked for again (a token created meanwhile works at once)."""
+
+    def __init__(self, ttl_s: float, clock: Callable[[], float]) -> None:
+        self._ttl_s = ttl_s
+        self._clock = clock
+        self._tokens: dict[str, tuple[Token, float]] = {}  # hash -> (token, when it was looked up)
+
+    def get(self, hash: str) -> Token | None:
+        found = self._tokens.get(hash)
+        if found is None or self._clock() - found[1] >= self._ttl_s:
+            return None
+        return found[0]
+
+    def put(self, hash: str, token: Token) -> None:
+        self._tokens.pop(hash, None)  # re-inserted last: the dict's order is the lookups' order
+        if len(self._tokens) >= TOKEN_CACHE_MAX:
+            del self._tokens[next(iter(self._tokens))]
+        self._tokens[hash] = (token, self._clock())
+
+
+class _Creator:
+    """Group commit of creations (design.md §8), as the push service's ``_Committer`` does for state changes: the
+    pushes asked for in one loop turn go to the store in one transaction (:meth:`PushStore.create_many`), and each
+    caller gets its own answer once the batch is durable: its Created, or its own error (an idempotency key
+    mismatch, ...); an error of the store fails the whole batch."""
+
+    def __init__(self, store: PushStore) -> None:
+        self._store = store
+        self._pending: list[tuple[Creation, asyncio.Future[Created]]] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def create(self, item: Creation) -> asyncio.Future[Created]:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Created] = loop.create_future()
+        if not self._pending:
+            loop.call_soon(self._spawn_flush)
+        self._pending.append((item, future))
+        return future
+
+    def _spawn_flush(self) -> None:
+        self._tasks.add(task := asyncio.create_task(self._flush()))
+        task.add_done_callback(self._tasks.discard)
+
+    async def _flush(self) -> None:
+        batch, self._pending = self._pending, []
+        try:
+            results = await self._store.create_many([item for item, _ in batch])
+        except Exception as exc:
+            for _, future in batch:
+                if not future.done():  # done: its request was cancelled (the client went away)
+                    future.set_exception(exc)
+            return
+        for (_, future), result in zip(batch, results, strict=True):
+            if future.done():
+                continue
+            if isinstance(result, Exception):
+                future.set_exception(result)
+            else:
+                future.set_result(result)
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,6 +329,8 @@ def make_app(store: PushStore, *, on_created: Callable[[], None], routes: Callab
     wake); ``routes(name)`` tells whether a route exists (request mode)."""
     log = logs.get("ussd.push.api")
     buckets = _Buckets(settings.clock)
+    known = _TokenCache(settings.token_cache_s, settings.clock)
+    creator = _Creator(store)
 
     async def authorize(request: web.Request, scope: str) -> Token:
         header = request.headers.get("Authorization")
@@ -264,7 +339,12 @@ def make_app(store: PushStore, *, on_created: Callable[[], None], routes: Callab
             # RFC 6750 §3.1: a request without credentials gets a challenge without an error code.
             raise ApiError(401, "unauthorized", "an Authorization: Bearer token is required",
                            headers={"WWW-Authenticate": 'Bearer realm="push"'})  # fmt: skip
-        token = await store.token_by_hash(tokens.token_hash(credentials.strip()))
+        hash_ = tokens.token_hash(credentials.strip())
+        token = known.get(hash_)
+        if token is None:
+            token = await store.token_by_hash(hash_)
+            if token is not None:
+                known.put(hash_, token)
         if token is None:
             log.info("push.api.refused", reason="unknown or revoked token", path=request.path)
             # RFC 6750 §3.1: invalid_token (unknown, revoked) -> 401 with the error in the challenge.
@@ -306,7 +386,7 @@ def make_app(store: PushStore, *, on_created: Callable[[], None], routes: Callab
         push = new_push(msisdn=parsed.msisdn, text=parsed.text, mode=parsed.mode, now=now, ttl_s=parsed.ttl_s,
                         **parsed.extra)  # fmt: skip
         try:
-            created = await store.create(push, key, parsed.request_hash, token.name)
+            created = await creator.create(Creation(push, key, parsed.request_hash, token.name))
         except IdempotencyMismatchError:
             raise _invalid("Idempotency-Key", "this Idempotency-Key was used with another request body") from None
         except IdempotencyInFlightError:

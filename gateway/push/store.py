@@ -8,7 +8,8 @@ several gateway nodes on one database). Both follow design.md §8:
   SRI-for-SM, ``sent`` before the USSD invoke), so every transition is a transaction, refused when
   :func:`gateway.push.model.check` refuses it;
 - group commits: :meth:`PushStore.transition_many` commits the state changes of one loop turn in one transaction
-  (one fsync on SQLite, a constant number of round trips on PostgreSQL, whatever the batch size);
+  (one fsync on SQLite, a constant number of round trips on PostgreSQL, whatever the batch size), and
+  :meth:`PushStore.create_many` the API's creations of one loop turn, each with its own answer;
 - a callback outbox in the same store, written in the same transaction as the transition it reports, each row with
   a delivery id the receiver de-duplicates on: at-least-once for callbacks;
 - claiming with a lease (``claimed_by``, ``claimed_until``): a dead node's claims run out and another node takes
@@ -132,6 +133,17 @@ def new_push(*, msisdn: str, text: str, mode: Mode, now: float, ttl_s: float, **
 class Created:
     push: Push
     replayed: bool  # the same (token, key, request hash) was seen before: this is the first request's push
+
+
+@dataclass(frozen=True, slots=True)
+class Creation:
+    """One push to create (:meth:`PushStore.create_many`): the idempotency key (None: none), the hash of the request
+    and the name of the token it came with."""
+
+    push: Push
+    idempotency_key: str | None
+    request_hash: str
+    token: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -398,10 +410,20 @@ class PushStore(ABC):
     async def close(self) -> None: ...
 
     @abstractmethod
+    async def create_many(self, items: Sequence[Creation]) -> builtins.list[Created | Exception]:
+        """Insert queued pushes in ONE transaction (a group commit, design.md §8), each with its own answer, in
+        order: Created, or the error of that item alone (the others are created all the same). The same (token,
+        key) with the same request hash within the retention returns the existing push (``replayed``), also when
+        the first is earlier in the same batch; with another hash: IdempotencyMismatchError; while the first is
+        uncommitted: IdempotencyInFlightError. ``push.created_at`` is the request's time. An error of the store
+        itself (the database unreachable) is raised, and nothing is written."""
+
     async def create(self, push: Push, idempotency_key: str | None, request_hash: str, token: str) -> Created:
-        """Insert a queued push. The same (token, key) with the same request hash within the retention returns the
-        existing push (``replayed``); with another hash: IdempotencyMismatchError; while the first is uncommitted:
-        IdempotencyInFlightError. ``push.created_at`` is the request's time."""
+        """One push: :meth:`create_many` of one item, its error raised."""
+        (result,) = await self.create_many([Creation(push, idempotency_key, request_hash, token)])
+        if isinstance(result, Exception):
+            raise result
+        return result
 
     @abstractmethod
     async def get(self, push_id: str) -> Push:

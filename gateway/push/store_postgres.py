@@ -49,6 +49,7 @@ from gateway.push.store import (
     CampaignNotFoundError,
     CampaignStateError,
     Created,
+    Creation,
     HistoryEntry,
     IdempotencyInFlightError,
     IdempotencyMismatchError,
@@ -163,36 +164,73 @@ class PostgresStore(PushStore):
 
     # --- the interface ---
 
-    async def create(self, push: Push, idempotency_key: str | None, request_hash: str, token: str) -> Created:
-        push = replace(push, token=token)
-        async with self._pool.acquire() as conn, conn.transaction():
-            if idempotency_key is not None:
-                # The first request's uncommitted row makes this INSERT wait (unique index); past the lock_timeout
-                # that first request is in flight (https://www.postgresql.org/docs/15/runtime-config-client.html).
-                await conn.execute(f"SET LOCAL lock_timeout = '{IN_FLIGHT_WAIT}'")
-                try:
-                    inserted = await conn.fetchval(
-                        "INSERT INTO idempotency_keys VALUES ($1, $2, $3, $4, $5) ON CONFLICT (token, key) DO NOTHING "
-                        "RETURNING 1", token, idempotency_key, request_hash, push.id, push.created_at)  # fmt: skip
-                except asyncpg.LockNotAvailableError as exc:
-                    raise IdempotencyInFlightError(f"idempotency key {idempotency_key!r}: the first request with "
-                                                   "it is still in progress") from exc  # fmt: skip
-                await conn.execute("SET LOCAL lock_timeout = 0")
-                if inserted is None:
-                    row = await conn.fetchrow("SELECT request_hash, push_id FROM idempotency_keys WHERE token = $1 "
-                                              "AND key = $2", token, idempotency_key)  # fmt: skip
-                    assert row is not None  # the conflict was with a committed row, and keys are only purged
-                    if row[0] != request_hash:
-                        raise IdempotencyMismatchError(f"idempotency key {idempotency_key!r} was used with another "
-                                                       "request")  # fmt: skip
-                    return Created((await self._load(conn, [row[1]], lock=False))[row[1]], replayed=True)
-            values = push_values(push)
-            await conn.execute(f"INSERT INTO pushes VALUES ({', '.join(f'${i + 1}' for i in range(len(values)))})",
-                               *values)  # fmt: skip
+    async def create_many(self, items: Sequence[Creation]) -> builtins.list[Created | Exception]:
+        # One transaction and a constant number of round trips for the whole batch (design.md §8, group commits).
+        # Only a key whose first request is uncommitted, in another transaction, fails the set-based statement
+        # (past the lock_timeout): then the batch is done again item by item, each in a savepoint, so that only
+        # the items with that key are told it is in flight.
+        try:
+            async with self._pool.acquire() as conn, conn.transaction():
+                return await self._create_set(conn, items)
+        except asyncpg.LockNotAvailableError:
+            async with self._pool.acquire() as conn, conn.transaction():
+                return [await self._create_one(conn, item) for item in items]
+
+    async def _create_one(self, conn: Conn, item: Creation) -> Created | Exception:
+        try:
+            async with conn.transaction():  # a savepoint: an item in flight is undone alone
+                (result,) = await self._create_set(conn, [item])
+        except asyncpg.LockNotAvailableError:
+            return IdempotencyInFlightError(f"idempotency key {item.idempotency_key!r}: the first request with it "
+                                            "is still in progress")  # fmt: skip
+        return result
+
+    async def _create_set(self, conn: Conn, items: Sequence[Creation]) -> builtins.list[Created | Exception]:
+        """Insert the items' idempotency keys in one statement (ON CONFLICT DO NOTHING: those that come back are
+        new), answer the others from the keys already stored (a replay or a mismatch), then insert the new
+        pushes; a replayed push is loaded last, so that the replay of a push created earlier in this batch finds
+        it. LockNotAvailableError: some key's first request is uncommitted in another transaction."""
+        pushes = [replace(item.push, token=item.token) for item in items]
+        keyed = [(item, push) for item, push in zip(items, pushes, strict=True) if item.idempotency_key is not None]
+        new = {push.id for item, push in zip(items, pushes, strict=True) if item.idempotency_key is None}
+        stored: dict[tuple[str, str | None], tuple[str, str]] = {}  # (token, key) -> (request hash, push id)
+        if keyed:
+            # The first request's uncommitted row makes the INSERT wait (unique index); past the lock_timeout
+            # that first request is in flight (https://www.postgresql.org/docs/15/runtime-config-client.html).
+            await conn.execute(f"SET LOCAL lock_timeout = '{IN_FLIGHT_WAIT}'")
+            new |= {row[0] for row in await conn.fetch(
+                "INSERT INTO idempotency_keys SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], "
+                "$5::float8[]) ON CONFLICT (token, key) DO NOTHING RETURNING push_id",
+                [i.token for i, _ in keyed], [i.idempotency_key for i, _ in keyed],
+                [i.request_hash for i, _ in keyed], [p.id for _, p in keyed], [p.created_at for _, p in keyed])}
+            await conn.execute("SET LOCAL lock_timeout = 0")
+            if len(new) < len(items):
+                # The conflicts were with committed rows (or rows of this batch), and keys are only purged.
+                stored = {(row[0], row[1]): (row[2], row[3]) for row in await conn.fetch(
+                    "SELECT token, key, request_hash, push_id FROM idempotency_keys WHERE (token, key) IN "
+                    "(SELECT * FROM unnest($1::text[], $2::text[]))",
+                    [i.token for i, p in keyed if p.id not in new],
+                    [i.idempotency_key for i, p in keyed if p.id not in new])}  # fmt: skip
+        created = [p for p in pushes if p.id in new]
+        if created:
+            marks = ", ".join(f"${i + 1}" for i in range(len(COLUMNS)))
+            await conn.executemany(f"INSERT INTO pushes VALUES ({marks})", [push_values(p) for p in created])
             await conn.executemany("INSERT INTO push_history VALUES ($1, $2, $3, $4, $5)",
-                                   [(push.id, seq, h.state.value, h.at, h.detail)
-                                    for seq, h in enumerate(push.history)])  # fmt: skip
-        return Created(push, replayed=False)
+                                   [(p.id, seq, h.state.value, h.at, h.detail) for p in created
+                                    for seq, h in enumerate(p.history)])  # fmt: skip
+        replays = await self._load(conn, [pid for h, pid in stored.values()], lock=False)
+        results: builtins.list[Created | Exception] = []
+        for item, push in zip(items, pushes, strict=True):
+            if push.id in new:
+                results.append(Created(push, replayed=False))
+                continue
+            request_hash, push_id = stored[(item.token, item.idempotency_key)]
+            if request_hash != item.request_hash:
+                results.append(IdempotencyMismatchError(f"idempotency key {item.idempotency_key!r} was used with "
+                                                        "another request"))  # fmt: skip
+            else:
+                results.append(Created(replays[push_id], replayed=True))
+        return results
 
     async def get(self, push_id: str) -> Push:
         async with self._pool.acquire() as conn, conn.transaction(readonly=True, isolation="repeatable_read"):

@@ -55,6 +55,7 @@ from gateway.push.store import (
     CampaignNotFoundError,
     CampaignStateError,
     Created,
+    Creation,
     HistoryEntry,
     IdempotencyMismatchError,
     MsisdnBusyError,
@@ -182,22 +183,38 @@ class SqliteStore(PushStore):
         changes = [c for c in map(decide, current.values()) if c is not None]
         return self._apply(changes, now)
 
-    def _create(self, push: Push, key: str | None, request_hash: str, token: str) -> Created:
+    def _create(self, item: Creation) -> Created:
+        push, key = replace(item.push, token=item.token), item.idempotency_key
         if key is not None:
             row = self._db.execute("SELECT request_hash, push_id FROM idempotency_keys WHERE token = ? AND key = ?",
-                                   (token, key)).fetchone()  # fmt: skip
+                                   (item.token, key)).fetchone()  # fmt: skip
             if row is not None:
-                if row[0] != request_hash:
+                if row[0] != item.request_hash:
                     raise IdempotencyMismatchError(f"idempotency key {key!r} was used with another request")
-                # Creates run one at a time on this thread: the first request has committed, there is no
-                # in-flight case (IdempotencyInFlightError) on SQLite.
+                # Batches run one at a time on this thread, and a batch's items in order: the first request has
+                # committed or is earlier in this transaction, there is no in-flight case
+                # (IdempotencyInFlightError) on SQLite.
                 return Created(self._load([row[1]])[row[1]], replayed=True)
             self._db.execute("INSERT INTO idempotency_keys VALUES (?, ?, ?, ?, ?)",
-                             (token, key, request_hash, push.id, push.created_at))  # fmt: skip
+                             (item.token, key, item.request_hash, push.id, push.created_at))  # fmt: skip
         self._db.execute(f"INSERT INTO pushes VALUES ({', '.join('?' * len(push_values(push)))})", push_values(push))
         self._db.executemany("INSERT INTO push_history VALUES (?, ?, ?, ?, ?)",
                              [(push.id, seq, h.state.value, h.at, h.detail) for seq, h in enumerate(push.history)])
         return Created(push, replayed=False)
+
+    def _create_many(self, items: Sequence[Creation]) -> builtins.list[Created | Exception]:
+        """Each item in a SAVEPOINT (https://www.sqlite.org/lang_savepoint.html): one refused item is undone alone
+        and the others commit with the batch, in one fsync (design.md §8, group commits)."""
+        results: builtins.list[Created | Exception] = []
+        for item in items:
+            self._db.execute("SAVEPOINT item")
+            try:
+                results.append(self._create(item))
+            except (StoreError, sqlite3.IntegrityError) as exc:
+                self._db.execute("ROLLBACK TO item")
+                results.append(exc)
+            self._db.execute("RELEASE item")
+        return results
 
     def _claim(self, node_id: str, now: float, limit: int, lease_s: float) -> builtins.list[Push]:
         paces = {p.id: p for p in (pace(row, now) for row in self._db.execute(PACE_SELECT))}
@@ -256,8 +273,8 @@ class SqliteStore(PushStore):
 
     # --- the interface ---
 
-    async def create(self, push: Push, idempotency_key: str | None, request_hash: str, token: str) -> Created:
-        return await self._txn(self._create, replace(push, token=token), idempotency_key, request_hash, token)
+    async def create_many(self, items: Sequence[Creation]) -> builtins.list[Created | Exception]:
+        return await self._txn(self._create_many, items)
 
     async def get(self, push_id: str) -> Push:
         found = await self._read(self._load, [push_id])
