@@ -668,3 +668,14 @@ async def test_a_restarted_node_releases_its_claims_on_what_it_had_not_started(s
     await store.recover(T0 + 4, node_id="a")
     assert [p.id for p in await store.claim_due("c", T0 + 5, 10, 120.0)] == [waiting.id]  # b's stays b's
     assert [r.delivery_id for r in await store.outbox_due(T0 + 5, 10, "a", 60.0)] == [row.delivery_id]
+
+
+async def test_release_gives_back_claims_on_waiting_pushes_only(store: PushStore) -> None:
+    one, two = await put(store, mk("1")), await put(store, mk("2"))
+    assert len(await store.claim_due("a", T0, 10, 120.0)) == 2
+    await walk(store, two.id, State.ROUTING)
+    await store.release("b", [one.id])  # not b's claim: nothing happens
+    assert await store.claim_due("c", T0 + 1, 10, 120.0) == []
+    await store.release("a", [one.id, two.id])
+    assert [p.id for p in await store.claim_due("c", T0 + 1, 10, 120.0)] == [one.id]
+    assert (await store.get(two.id)).claimed_by == "a"  # in flight: its claim names the node sending it

@@ -86,7 +86,7 @@ class PushService:
         """Apply the crash rule to what this node left unfinished, then start taking pushes. Returns the recovery
         counts (logged)."""
         recovered = await self.store.recover(self.clock(), node_id=self.settings.node_id)
-        if recovered:
+        if any(recovered.values()):
             self.log.warning("push.recovered", **{state.value: n for state, n in recovered.items()})
         self._task = asyncio.create_task(self._run())
         return recovered
@@ -129,9 +129,14 @@ class PushService:
         room = min(s.max_in_flight - len(self.flight), int(self._allowance))
         if room <= 0 or not self.ready():
             return
-        claimed = [p for p in await self.store.claim_due(s.node_id, now, room, s.lease_s) if not self.busy(p.msisdn)]
+        claimed: list[Push] = []
+        busy: list[Push] = []
+        for p in await self.store.claim_due(s.node_id, now, room, s.lease_s):
+            (busy if self.busy(p.msisdn) else claimed).append(p)
+        if busy:  # the subscriber is in a session: claimable again at once, taken when the session has ended
+            await self.store.release(s.node_id, [p.id for p in busy])
         if not claimed:
-            return  # a claimed push whose subscriber is busy waits out its lease, then is claimable again
+            return
         self._allowance -= len(claimed)
         step = "the HLR, to relay" if s.via_hlr else "SRI-for-SM"
         changes = [Transition(p.id, State.ROUTING, f"{step}, attempt {p.attempts + 1}", attempts=p.attempts + 1)

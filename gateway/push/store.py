@@ -455,6 +455,11 @@ class PushStore(ABC):
         transaction: gateway/push/campaigns.py)."""
 
     @abstractmethod
+    async def release(self, node_id: str, push_ids: Sequence[str]) -> None:
+        """Give up this node's claims on these waiting pushes (claimed, then found not to be sendable now): they are
+        claimable again at once rather than when the lease runs out."""
+
+    @abstractmethod
     async def expire_due(self, now: float) -> int:
         """Waiting pushes past their expires_at -> expired (with their callbacks); how many."""
 

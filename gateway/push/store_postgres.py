@@ -304,6 +304,11 @@ class PostgresStore(PushStore):
             loaded = await self._load(conn, [c.id for c in taken], lock=False)
         return [loaded[c.id] for c in taken]
 
+    async def release(self, node_id: str, push_ids: Sequence[str]) -> None:
+        await self._pool.execute("UPDATE pushes SET claimed_by = NULL, claimed_until = NULL WHERE claimed_by = $1 "
+                                 f"AND state IN ({WAITING_SQL}) AND id = ANY($2::text[])", node_id,
+                                 list(push_ids))  # fmt: skip
+
     async def expire_due(self, now: float) -> int:
         def expire(push: Push) -> Transition:
             return Transition(push.id, State.EXPIRED, "expired before it could be sent")

@@ -304,6 +304,13 @@ class SqliteStore(PushStore):
     async def claim_due(self, node_id: str, now: float, limit: int, lease_s: float) -> builtins.list[Push]:
         return await self._txn(self._claim, node_id, now, limit, lease_s)
 
+    async def release(self, node_id: str, push_ids: Sequence[str]) -> None:
+        for chunk in range(0, len(push_ids), LOAD_CHUNK):
+            ids = list(push_ids[chunk : chunk + LOAD_CHUNK])
+            await self._txn(self._execute, "UPDATE pushes SET claimed_by = NULL, claimed_until = NULL WHERE "
+                            f"claimed_by = ? AND state IN ({WAITING_SQL}) AND id IN ({', '.join('?' * len(ids))})",
+                            (node_id, *ids))  # fmt: skip
+
     async def expire_due(self, now: float) -> int:
         def expire(push: Push) -> Transition:
             return Transition(push.id, State.EXPIRED, "expired before it could be sent")
