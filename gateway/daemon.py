@@ -242,7 +242,8 @@ async def _serve_push(cfg: GatewayConfig, stack: UssdHost, manager: SessionManag
     if cfg.push_api_listen is not None:
         api = make_app(store, on_created=service.wake, routes=lambda name: manager.routes.named(name) is not None,
                        settings=ApiSettings(default_ttl_s=p.default_ttl_s, max_ttl_s=p.max_ttl_s,
-                                            retention_s=p.retention_s))  # fmt: skip
+                                            retention_s=p.retention_s,
+                                            max_upload_bytes=cfg.push_api_max_upload_bytes))  # fmt: skip
         listener = HttpListener(api, "push_api", cfg.http_limits, metrics)  # the API's own error shape
         await listener.start(*cfg.push_api_listen)
         cleanups.append(listener.close)

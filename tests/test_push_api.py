@@ -626,6 +626,7 @@ def test_the_default_configuration_has_push_and_its_api() -> None:
     cfg = load_config()
     assert cfg.push is not None and cfg.push.store == "sqlite:var/push.db" and cfg.push.default_ttl_s == 86_400
     assert cfg.push.retention_s == 7 * 86_400 and cfg.push.rate == 100 and cfg.push_api_listen == ("127.0.0.1", 8090)
+    assert cfg.push_api_max_upload_bytes == 32 * 1024 * 1024 and cfg.push.via == "vlr"
 
 
 @pytest.mark.parametrize(("edit", "key", "reason"), [
@@ -639,6 +640,9 @@ def test_the_default_configuration_has_push_and_its_api() -> None:
     (('# hlr_gt = "491700000000"', 'hlr_gt = "49x"'), "push.hlr_gt", "digits"),
     (('node_id = "gw1"', 'node_id = ""'), "push.node_id", "empty"),
     (('listen = "127.0.0.1:8090"', 'listen = "8090"'), "push_api.listen", "HOST:PORT"),
+    (("[push_api]\n", "[push_api]\nmax_upload_bytes = 0\n"), "push_api.max_upload_bytes", "positive"),
+    (("[push] ", "[push]\nretry_cap_s = -1\n"), "push.retry_cap_s", "positive"),
+    (("[push] ", '[push]\nvia = "msc"\n'), "push.via", "neither"),
 ])  # fmt: skip
 def test_a_bad_push_section_is_refused_with_file_key_reason(tmp_path: Path, edit: tuple[str, str], key: str,
                                                            reason: str) -> None:  # fmt: skip

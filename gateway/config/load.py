@@ -32,7 +32,7 @@ _KEYS: dict[str, set[str]] = {
     "pcap": {"path"},
     "push": {"store", "default_ttl_s", "max_ttl_s", "retention_s", "rate", "max_in_flight", "hlr_gt", "node_id",
              "callback_secret", "callback_horizon_s", "via", "retry_base_s", "retry_cap_s"},
-    "push_api": {"listen"},
+    "push_api": {"listen", "max_upload_bytes"},
 }  # fmt: skip
 
 
@@ -96,6 +96,7 @@ class GatewayConfig:
     http_limits: HttpLimits = field(default_factory=HttpLimits)  # of every HTTP listener
     push: PushConfig | None = None  # None: no [push] section, no pushes
     push_api_listen: tuple[str, int] | None = None  # [push_api] listen
+    push_api_max_upload_bytes: int = 32 * 1024 * 1024  # [push_api] a CSV campaign upload's limit
 
 
 def _get(data: dict[str, Any], file: str, key: str, kind: type, default: Any = ...) -> Any:
@@ -264,4 +265,12 @@ def load(path: str | Path | None = None) -> GatewayConfig:
         drain_timeout=_get(data, file, "sessions.drain_timeout", float, 10.0), http_limits=http_limits,
         push=push, push_api_listen=_hostport(file, "push_api.listen", _get(data, file, "push_api.listen", str))
         if "push_api" in data else None,
+        push_api_max_upload_bytes=_positive(data, file, "push_api.max_upload_bytes", 32 * 1024 * 1024),
     )  # fmt: skip
+
+
+def _positive(data: dict[str, Any], file: str, key: str, default: int) -> int:
+    value: int = _get(data, file, key, int, default)
+    if value <= 0:
+        raise ConfigError(file, key, "must be positive")
+    return value
