@@ -252,13 +252,18 @@ async def _serve_push(cfg: GatewayConfig, stack: UssdHost, manager: SessionManag
 
 
 async def _purge(store: PushStore, retention_s: float) -> None:
-    """Once an hour, finished pushes and idempotency keys older than the retention go."""
+    """Once an hour, finished pushes and idempotency keys older than the retention go, and so do campaign uploads
+    that were still loading an hour ago (a crash cut them off: nothing will finish them)."""
     log = logs.get("ussd.push")
     while True:
         try:
-            pushes, keys = await store.purge(time.time(), retention_s)
+            now = time.time()
+            pushes, keys = await store.purge(now, retention_s)
             if pushes or keys:
                 log.info("push.purged", pushes=pushes, idempotency_keys=keys)
+            for campaign in await store.campaigns_loading_since(now - 3600):
+                await store.campaign_discard(campaign)
+                log.warning("push.campaign_discarded", campaign=campaign, reason="upload cut off")
         except Exception as exc:  # the store is unreachable now: next hour
             log.error("push.purge_failed", error=str(exc))
         await asyncio.sleep(3600)

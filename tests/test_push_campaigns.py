@@ -21,9 +21,9 @@ from aiohttp import ClientSession
 
 from gateway.ops.http_listener import HttpLimits, HttpListener
 from gateway.push.api import ApiSettings, make_app
-from gateway.push.campaigns import Window, fill, placeholders
-from gateway.push.model import State
-from gateway.push.store import PushStore, Transition
+from gateway.push.campaigns import Campaign, CampaignState, Window, fill, placeholders
+from gateway.push.model import Mode, State
+from gateway.push.store import PushStore, Transition, new_push
 from gateway.push.store_postgres import PostgresStore
 from gateway.push.store_sqlite import SqliteStore
 from tests.test_push_api import MAX_BODY, T0, Api, Clock
@@ -396,3 +396,22 @@ def test_placeholders_and_fill() -> None:
     assert fill("no {{vars}}", frozenset(), {}) == "no {vars}"
     with pytest.raises(KeyError, match="n"):
         fill("{name} {n}", frozenset({"name", "n"}), {"name": "x"})
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+async def test_uploads_cut_off_are_found_for_the_purge(kind: str, request: pytest.FixtureRequest,
+                                                       tmp_path: Path) -> None:  # fmt: skip
+    """A campaign still loading an hour after it began was cut off by a crash: the daemon's purge discards it."""
+    store = await open_store(kind, request, tmp_path)
+    try:
+        for ident, created in (("c_stale", T0), ("c_fresh", T0 + 4000)):
+            await store.campaign_create(Campaign(ident, "n", "Hi", Mode.NOTIFY, 1.0, CampaignState.LOADING, created,
+                                                 created))  # fmt: skip
+        await store.campaign_add([new_push(msisdn="491700000001", text="Hi", mode=Mode.NOTIFY, now=T0, ttl_s=600,
+                                           campaign="c_stale")])  # fmt: skip
+        assert await store.campaigns_loading_since(T0 + 3600) == ["c_stale"]
+        await store.campaign_discard("c_stale")
+        assert await store.campaigns_loading_since(T0 + 3600) == []
+        assert (await store.list(campaign="c_stale")).items == ()
+    finally:
+        await store.close()

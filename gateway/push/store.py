@@ -526,6 +526,11 @@ class PushStore(ABC):
         """Delete a campaign and all its pushes (an upload that failed half way)."""
 
     @abstractmethod
+    async def campaigns_loading_since(self, before: float) -> builtins.list[str]:
+        """The campaigns still ``loading`` that were created before ``before``: uploads a crash cut off, which
+        nothing will finish (the purge discards them)."""
+
+    @abstractmethod
     async def campaign_get(self, campaign_id: str) -> Campaign:
         """The campaign; CampaignNotFoundError, also for one still loading."""
 

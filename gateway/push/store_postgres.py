@@ -409,6 +409,10 @@ class PostgresStore(PushStore):
                 records=[(p.id, seq, h.state.value, h.at, h.detail) for p in pushes
                          for seq, h in enumerate(p.history)])  # fmt: skip
 
+    async def campaigns_loading_since(self, before: float) -> builtins.list[str]:
+        rows = await self._pool.fetch("SELECT id FROM campaigns WHERE state = 'loading' AND created_at < $1", before)
+        return [str(row[0]) for row in rows]
+
     async def campaign_discard(self, campaign_id: str) -> None:
         async with self._pool.acquire() as conn, conn.transaction():
             await conn.execute("DELETE FROM push_history WHERE push_id IN (SELECT id FROM pushes WHERE campaign = $1)",

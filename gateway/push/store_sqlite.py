@@ -371,9 +371,6 @@ class SqliteStore(PushStore):
         rows = await self._run(self._query, "SELECT state, COUNT(*) FROM pushes GROUP BY state")
         return {State(state): 0 for state in State} | {State(state): n for state, n in rows}
 
-
-
-
     # --- campaigns ---
 
     def _campaign(self, campaign_id: str) -> Campaign:
@@ -422,6 +419,11 @@ class SqliteStore(PushStore):
 
     async def campaign_add(self, pushes: Sequence[Push]) -> None:
         await self._txn(self._campaign_add, pushes)
+
+    async def campaigns_loading_since(self, before: float) -> builtins.list[str]:
+        rows = await self._run(self._query, "SELECT id FROM campaigns WHERE state = 'loading' AND created_at < ?",
+                               (before,))  # fmt: skip
+        return [str(row[0]) for row in rows]
 
     async def campaign_discard(self, campaign_id: str) -> None:
         await self._txn(self._campaign_discard, campaign_id)
