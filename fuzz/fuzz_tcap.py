@@ -13,6 +13,7 @@ from gateway.codecs.errors import TcapError
 
 
 def test_one_input(data: bytes) -> None:
+    _peek(data)
     try:
         msg = tcap.decode(data)
     except TcapError as exc:
@@ -35,3 +36,17 @@ def test_one_input(data: bytes) -> None:
                                                                  _tolerances.indefinite_in_open_types(msg))
         expect(ref == msg or tolerated, "asn1tools reads another TCAP value", data.hex(), msg, ref)
         _pycrate_tcap.compare(data, msg)
+
+
+def _peek(data: bytes) -> None:
+    """tcap.peek_tids never raises, and what it derives lies in the message as a 1..4-octet OTID/DTID (Q.774
+    §3.2.1.2: the transaction IDs a P-Abort for a malformed message may be addressed to)."""
+    peeked = tcap.peek_tids(data)
+    if peeked is None:
+        expect(len(data) < 2, "no type and length read from a message of two octets or more", data.hex())
+        return
+    tag, otid, dtid = peeked
+    expect(tag == data[0], "peek_tids reads another message type", data.hex(), tag)
+    for tid in (otid, dtid):
+        expect(tid is None or (1 <= len(tid) <= 4 and tid in data), "peek_tids derives a TID not in the message",
+               data.hex(), tid)  # fmt: skip

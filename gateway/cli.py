@@ -372,6 +372,15 @@ def _push(args: argparse.Namespace) -> int:
         return 130
 
 
+def _network_options(parser: argparse.ArgumentParser, *, handset: bool) -> None:
+    """The options every simulator command shares; a handset (dial, phone) also prints JSON and waits."""
+    if handset:
+        parser.add_argument("--json", action="store_true", help="one JSON object per network message")
+        parser.add_argument("--wait", type=float, default=10.0, help="seconds to wait for the M3UA association")
+    parser.add_argument("--register", action="store_true", help="register a routing key first (osmo-stp)")
+    parser.add_argument("--transport", choices=("tcp", "sctp"), default="tcp", help="M3UA over TCP or kernel SCTP")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ussd-gateway", description="SS7/MAP USSD gateway")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -387,27 +396,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     sim.add_argument("--input", default="", help="the answers to the menus, comma-separated (e.g. 1,2)")
     sim.add_argument("--count", type=int, default=1, help="dial this many times (a load test)")
     sim.add_argument("--concurrency", type=int, default=100)
-    sim.add_argument("--register", action="store_true", help="register a routing key first (osmo-stp)")
-    sim.add_argument("--transport", choices=("tcp", "sctp"), default="tcp", help="M3UA over TCP or kernel SCTP")
+    _network_options(sim, handset=False)
     dl = sub.add_parser("dial", help="act as one handset: dial a code, show each menu, answer from the keyboard")
     dl.add_argument("code", help="the service code to dial, e.g. '*123#'")
     dl.add_argument("--connect", default="127.0.0.1:2905", help="HOST:PORT of the gateway or STP (M3UA/TCP)")
     dl.add_argument("--msisdn", default="491720000001")
     dl.add_argument("--input", default="", help="answers to use first, comma-separated; then the keyboard")
-    dl.add_argument("--json", action="store_true", help="one JSON object per network message")
-    dl.add_argument("--register", action="store_true", help="register a routing key first (osmo-stp)")
-    dl.add_argument("--wait", type=float, default=10.0, help="seconds to wait for the M3UA association")
-    dl.add_argument("--transport", choices=("tcp", "sctp"), default="tcp", help="M3UA over TCP or kernel SCTP")
+    _network_options(dl, handset=True)
     ph = sub.add_parser("phone", help="act as the HLR and MSC/VLR of one handset: show network-initiated USSD")
     ph.add_argument("msisdn", help="the handset's MSISDN (international digits)")
     ph.add_argument("--imsi", default="262011234567890")
     ph.add_argument("--connect", default="127.0.0.1:2905", help="HOST:PORT of the gateway or STP (M3UA/TCP)")
     ph.add_argument("--input", default="", help="answers to requests to use first, comma-separated; then the keyboard")
     ph.add_argument("--count", type=int, default=None, help="stop after this many texts (default: run until Ctrl-C)")
-    ph.add_argument("--json", action="store_true", help="one JSON object per network message")
-    ph.add_argument("--register", action="store_true", help="register a routing key first (osmo-stp)")
-    ph.add_argument("--wait", type=float, default=10.0, help="seconds to wait for the M3UA association")
-    ph.add_argument("--transport", choices=("tcp", "sctp"), default="tcp", help="M3UA over TCP or kernel SCTP")
+    _network_options(ph, handset=True)
     pu = sub.add_parser("push", help="send a network-initiated USSD text through the push API (USSD_PUSH_TOKEN)")
     pu.add_argument("msisdn", help="the subscriber's MSISDN (international digits)")
     pu.add_argument("text", help="the text (one USSD message: 182 GSM 7-bit characters or 80 UCS2)")

@@ -120,13 +120,14 @@ class Api:
 
 
 @contextlib.asynccontextmanager
-async def serve(store: PushStore) -> AsyncIterator[Api]:
-    """The API over ``store`` on a free port of 127.0.0.1, with a token "rw" (both scopes); closes the store."""
+async def serve(store: PushStore, **settings: Any) -> AsyncIterator[Api]:
+    """The API over ``store`` on a free port of 127.0.0.1, with a token "rw" (both scopes); closes the store.
+    ``settings``: ApiSettings fields beyond the test defaults."""
     clock = Clock()
     api_box: list[Api] = []
     app = make_app(store, on_created=lambda: api_box[0].created.append(1), routes=lambda name: name == "quiz",
-                   settings=ApiSettings(default_ttl_s=3600, max_ttl_s=86_400, retention_s=7 * 86_400,
-                                        clock=clock))  # fmt: skip
+                   settings=ApiSettings(**{"default_ttl_s": 3600, "max_ttl_s": 86_400, "retention_s": 7 * 86_400,
+                                           "clock": clock, **settings}))  # fmt: skip
     listener = HttpListener(app, "push_api", HttpLimits(max_body_bytes=MAX_BODY))
     try:
         await listener.start("127.0.0.1", 0)

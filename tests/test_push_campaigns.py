@@ -6,7 +6,6 @@ on a simulated clock."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import time
 import tracemalloc
@@ -17,38 +16,15 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from aiohttp import ClientSession
 
-from gateway.ops.http_listener import HttpLimits, HttpListener
-from gateway.push.api import ApiSettings, make_app
 from gateway.push.campaigns import Campaign, CampaignState, Window, fill, placeholders
 from gateway.push.model import Mode, State
 from gateway.push.store import PushStore, Transition, new_push
 from gateway.push.store_postgres import PostgresStore
 from gateway.push.store_sqlite import SqliteStore
-from tests.test_push_api import MAX_BODY, T0, Api, Clock
+from tests.test_push_api import T0, Api, serve
 
 CSV = {"Content-Type": "text/csv"}
-
-
-@contextlib.asynccontextmanager
-async def serve(store: PushStore, **settings: Any) -> AsyncIterator[Api]:
-    """The push API over ``store`` with a token "rw" (both scopes); closes the store."""
-    clock = Clock()
-    box: list[Api] = []
-    app = make_app(store, on_created=lambda: box[0].created.append(1), routes=lambda name: name == "quiz",
-                   settings=ApiSettings(default_ttl_s=3600, max_ttl_s=86_400, clock=clock, **settings))  # fmt: skip
-    listener = HttpListener(app, "push_api", HttpLimits(max_body_bytes=MAX_BODY))
-    try:
-        await listener.start("127.0.0.1", 0)
-        async with ClientSession() as session:
-            api = Api(store, f"http://127.0.0.1:{listener.port}", session, clock)
-            box.append(api)
-            await api.token("rw", "push:write", "push:read")
-            yield api
-    finally:
-        await listener.close()
-        await store.close()
 
 
 async def open_store(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> PushStore:
