@@ -42,6 +42,15 @@ def p_abort(cause: int) -> tuple[tuple[object, ...], ...]:
     return (("abort", OTID, cause),)
 
 
+def pycrate_reads(data: bytes) -> None:
+    """pycrate (an independent TCAP/MAP implementation) decodes the answer and re-encodes it octet for octet."""
+    from pycrate_asn1dir import TCAP_MAPv2v3
+
+    msg = TCAP_MAPv2v3.TCAP_MAP_Messages.TCAP_MAP_Message
+    msg.from_ber(data)
+    assert msg.to_ber() == data, data.hex()
+
+
 def shape(msg: tcap.TcapMessage) -> tuple[object, ...]:
     """What is judged of an answer: its type, the transaction it goes to, and its components or P-Abort cause (our
     own otid and the AARE are other tests' business)."""
@@ -159,6 +168,7 @@ async def test_malformed_signalling_is_answered_and_the_same_association_serves_
                     udt = sccp.decode(await asp.data())
                     assert isinstance(udt, sccp.Udt)
                     got.append(shape(tcap.decode(udt.data)))
+                    pycrate_reads(udt.data)
                 assert tuple(got) == case.answer
             assert await asp.quiet() == []
             assert await metric(daemon, case.metric) > before
